@@ -5,7 +5,8 @@ rebuilds tensors, containers and an allow-list of types. Checkpoints written
 by MMEngine also hold its ``HistoryBuffer``, numpy arrays and scalars and a
 ``collections.Counter`` (``MultiStepLR`` milestones); without them on the
 allow-list they cannot be loaded or resumed. :func:`register_safe_globals`
-adds exactly those types, so MMEngine's own ``torch.load`` calls keep
+adds exactly those types (and a ``getattr`` that only returns the statistics
+methods a ``HistoryBuffer`` pickles by name), so MMEngine's own ``torch.load`` calls keep
 ``weights_only=True`` and a pickle that would import anything else (and so
 could run code) is still refused.
 
@@ -52,8 +53,27 @@ def _numpy_globals() -> List[Any]:
     return types
 
 
+def _history_buffer_method(owner: Any, name: str) -> Any:
+    """A ``getattr`` limited to the statistics methods of ``HistoryBuffer``.
+
+    A ``HistoryBuffer`` pickles its ``_statistics_methods`` (``min``,
+    ``max``, ``current``, ``mean`` and any registered with
+    ``HistoryBuffer.register_statistics``) as ``getattr(HistoryBuffer,
+    name)``. Allowing the builtin ``getattr`` would let a pickle reach any
+    attribute of any allowed object, so the unpickler gets this instead.
+    """
+    if owner is HistoryBuffer and isinstance(name, str) and \
+            name in HistoryBuffer._statistics_methods:
+        return getattr(owner, name)
+    raise pickle.UnpicklingError(
+        f'refused getattr({owner!r}, {name!r}): only the statistics methods '
+        'of mmengine.logging.HistoryBuffer may be looked up')
+
+
 #: The types MMEngine checkpoints contain beyond tensors and containers.
-SAFE_GLOBALS = [HistoryBuffer, Counter] + _numpy_globals()
+SAFE_GLOBALS = [HistoryBuffer, Counter,
+                (_history_buffer_method, 'builtins.getattr')
+                ] + _numpy_globals()
 
 
 def register_safe_globals() -> None:

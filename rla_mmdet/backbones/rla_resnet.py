@@ -694,12 +694,12 @@ class RLAResNet(BaseModule):
         """Return the outputs of the stages in ``out_indices``."""
         if (self._has_sync_bn and self.training and not self.norm_eval
                 and x.device.type == 'cpu' and dist.is_available()
-                and dist.is_initialized() and dist.get_world_size() > 1):
+                and dist.is_initialized()):
             raise ValueError(
-                "norm_cfg type 'SyncBN' synchronises batch statistics "
-                'across processes only for GPU tensors; in a distributed '
-                'CPU run use '
-                "norm_cfg=dict(type='BN') on CPU, or convert the model with "
+                "norm_cfg=dict(type='SyncBN') synchronises batch statistics "
+                'only for GPU tensors, and this distributed run trains on the '
+                "CPU: use norm_cfg=dict(type='BN') (or norm_eval=True), or "
+                'convert the model with '
                 'mmengine.model.revert_sync_batchnorm(model).')
         x = self._stem(x)
         b, _, height, width = x.shape

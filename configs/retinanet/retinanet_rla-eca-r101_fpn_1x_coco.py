@@ -1,0 +1,2 @@
+_base_ = './retinanet_rla-r50_fpn_1x_coco.py'
+model = dict(backbone={{_base_.rla_backbones.eca_r101}})

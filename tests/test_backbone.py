@@ -1,0 +1,390 @@
+"""Behaviour of the RLA backbones that users of mmdet's ResNet rely on."""
+import copy
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+from mmdet.registry import MODELS
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from rla_mmdet import RLAECANet, RLAResNet
+from reference import reference_forward
+
+EXPANSION = {18: 1, 34: 1, 50: 4, 101: 4, 152: 4}
+
+
+def randomize_norms(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every norm layer non-trivial statistics and affine weights.
+
+    Weights stay small so activations remain O(1) through deep networks.
+    """
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, (_BatchNorm, nn.GroupNorm)):
+            m.weight.data = torch.rand(m.weight.shape, generator=g) * .2 + .1
+            m.bias.data = torch.rand(m.bias.shape, generator=g) * .2 - .1
+        if isinstance(m, _BatchNorm):
+            m.running_mean.data = torch.rand(m.running_mean.shape,
+                                             generator=g) - .5
+            m.running_var.data = torch.rand(m.running_var.shape,
+                                            generator=g) + .5
+    return model
+
+
+def build(depth=18, cls=RLAResNet, **kwargs):
+    torch.manual_seed(0)
+    model = cls(depth=depth, **kwargs)
+    model.init_weights()
+    return model
+
+
+@pytest.mark.parametrize('depth', [18, 34, 50, 101, 152])
+def test_outputs_match_out_channels_for_every_depth(depth):
+    model = build(depth).eval()
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 64, 96))
+    assert len(outs) == 4
+    assert tuple(o.shape[1] for o in outs) == model.out_channels
+    assert model.out_channels == tuple(64 * 2**i * EXPANSION[depth]
+                                       for i in range(4))
+    for out, stride in zip(outs, model.out_strides):
+        assert out.shape[2:] == (64 // stride, 96 // stride)
+
+
+@pytest.mark.parametrize('num_stages,out_indices', [(4, (3, )),
+                                                    (4, (1, 3)),
+                                                    (3, (0, 2)),
+                                                    (2, (1, ))])
+def test_out_indices_subsets(num_stages, out_indices):
+    model = build(
+        50,
+        num_stages=num_stages,
+        out_indices=out_indices,
+        strides=(1, 2, 2, 2)[:num_stages],
+        dilations=(1, ) * num_stages,
+        stage_with_dcn=(False, ) * num_stages).eval()
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 64, 64))
+    assert len(outs) == len(out_indices)
+    assert tuple(o.shape[1] for o in outs) == model.out_channels
+    assert model.out_channels == tuple(256 * 2**i for i in out_indices)
+    assert len(model.stages) == num_stages
+
+
+def test_optimised_forward_equals_the_literal_spec():
+    for cls, depth, kwargs in [(RLAResNet, 50, {}), (RLAECANet, 18, {}),
+                               (RLAResNet, 50, dict(style='caffe', se=True)),
+                               (RLAResNet, 34, {})]:
+        model = randomize_norms(build(depth, cls, **kwargs)).eval()
+        x = torch.rand(2, 3, 96, 128)
+        with torch.no_grad():
+            ours, ref = model(x), reference_forward(model, x)
+        for a, b in zip(ours, ref):
+            assert a.shape == b.shape
+            assert (a - b).abs().max() <= 1e-5, (cls, depth, kwargs)
+
+
+def test_dilation_keeps_resolution_and_hidden_state_unpooled():
+    model = randomize_norms(
+        build(50, strides=(1, 2, 2, 1), dilations=(1, 1, 1, 2))).eval()
+    assert not model.stages[3][0].pool_hidden
+    assert model.stages[2][0].pool_hidden
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        outs = model(x)
+        ref = reference_forward(model, x)
+    assert outs[3].shape[2:] == outs[2].shape[2:] == (4, 4)
+    assert model.out_strides == (4, 8, 16, 16)
+    assert model.stages[3][1].conv2.dilation == (2, 2)
+    for a, b in zip(outs, ref):
+        assert (a - b).abs().max() <= 1e-5
+
+
+def test_odd_input_sizes_work():
+    # A strided conv rounds up; the pooled hidden state must follow it.
+    model = build(18).eval()
+    with torch.no_grad():
+        outs = model(torch.rand(1, 3, 75, 99))
+    assert [tuple(o.shape[2:]) for o in outs] == [(19, 25), (10, 13), (5, 7),
+                                                  (3, 4)]
+
+
+def _rla_modules_of_stage(model, i):
+    return [model.stages[i], model.stage_bns[i], model.conv_outs[i],
+            model.recurrent_convs[i]]
+
+
+@pytest.mark.parametrize('frozen_stages', [-1, 0, 1, 2, 4])
+def test_frozen_stages_freeze_blocks_and_rla_modules(frozen_stages):
+    model = build(18, frozen_stages=frozen_stages, norm_eval=False)
+    model.train()
+    stem = [model.conv1, model.bn1]
+    for m in stem:
+        for p in m.parameters():
+            assert p.requires_grad == (frozen_stages < 0)
+    assert model.bn1.training == (frozen_stages < 0)
+    for i in range(4):
+        frozen = i < frozen_stages
+        for module in _rla_modules_of_stage(model, i):
+            for p in module.parameters():
+                assert p.requires_grad == (not frozen), (i, module)
+            for m in module.modules():
+                if isinstance(m, _BatchNorm):
+                    assert m.training == (not frozen), (i, m)
+    # train() again (as the Runner does every epoch) keeps them frozen
+    model.train()
+    if frozen_stages >= 1:
+        assert not model.stage_bns[0][0].training
+        assert not model.recurrent_convs[0].weight.requires_grad
+
+
+def test_frozen_stage_gets_no_gradient_and_keeps_its_statistics():
+    model = build(18, frozen_stages=1, norm_eval=False)
+    model.train()
+    before = copy.deepcopy(model.stage_bns[0][0].running_mean)
+    sum(o.sum() for o in model(torch.rand(2, 3, 64, 64))).backward()
+    assert model.conv_outs[0].weight.grad is None
+    assert model.stages[0][0].conv1.weight.grad is None
+    assert model.conv_outs[1].weight.grad is not None
+    assert torch.equal(before, model.stage_bns[0][0].running_mean)
+    # stage 1 is trainable and in train mode: its statistics move
+    assert model.stage_bns[1][0].num_batches_tracked.item() == 1
+
+
+@pytest.mark.parametrize('norm_eval', [True, False])
+def test_norm_eval(norm_eval):
+    model = build(18, norm_eval=norm_eval)
+    model.train()
+    norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    assert norms and all(m.training != norm_eval for m in norms)
+    model.eval()
+    assert all(not m.training for m in norms)
+
+
+def test_group_norm_applies_to_rla_norms():
+    model = build(18, norm_cfg=dict(type='GN', num_groups=8,
+                                    requires_grad=True))
+    assert isinstance(model.stage_bns[0][0], nn.GroupNorm)
+    assert isinstance(model.stages[1][0].bn1, nn.GroupNorm)
+    assert not any(isinstance(m, _BatchNorm) for m in model.modules())
+    outs = model.train()(torch.rand(2, 3, 64, 64))
+    assert outs[-1].shape == (2, 512, 2, 2)
+
+
+def test_sync_bn_builds_and_runs_on_cpu_in_one_process():
+    model = build(18, norm_cfg=dict(type='SyncBN', requires_grad=True),
+                  norm_eval=False)
+    assert isinstance(model.stage_bns[0][0], nn.SyncBatchNorm)
+    assert isinstance(model.stages[0][0].bn1, nn.SyncBatchNorm)
+    # Without a process group SyncBN normalises like BN.
+    outs = model.train()(torch.rand(2, 3, 64, 64))
+    assert outs[0].shape == (2, 64, 16, 16)
+
+
+def test_sync_bn_in_a_distributed_cpu_run_gives_a_clear_error(tmp_path):
+    import torch.distributed as dist
+    dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path / "pg"}', rank=0,
+        world_size=1)
+    try:
+        model = build(18, norm_cfg=dict(type='SyncBN'), norm_eval=False)
+        with pytest.raises(ValueError, match=r"SyncBN.*type='BN'"):
+            model.train()(torch.rand(2, 3, 64, 64))
+        # with frozen statistics nothing is synchronised: it runs
+        model = build(18, norm_cfg=dict(type='SyncBN'), norm_eval=True)
+        assert model.train()(torch.rand(2, 3, 64, 64))[0].shape[1] == 64
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize('depth,kwargs', [(18, {}), (50, {}),
+                                          (50, dict(se=True)),
+                                          (18, dict(norm_eval=False))])
+def test_with_cp_gives_same_outputs_and_gradients(depth, kwargs):
+    plain = randomize_norms(build(depth, **kwargs))
+    ckpt = copy.deepcopy(plain)
+    ckpt.with_cp = True
+    plain.train()
+    ckpt.train()
+    x1 = torch.rand(2, 3, 64, 64, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    outs1, outs2 = plain(x1), ckpt(x2)
+    weights = [torch.rand(o.shape) for o in outs1]
+    sum((o * w).sum() for o, w in zip(outs1, weights)).backward()
+    sum((o * w).sum() for o, w in zip(outs2, weights)).backward()
+    for a, b in zip(outs1, outs2):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-4, atol=1e-6)
+    for (name, p1), p2 in zip(plain.named_parameters(), ckpt.parameters()):
+        torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-4, atol=1e-6,
+                                   msg=name)
+
+
+def test_with_cp_actually_checkpoints():
+    model = build(18, with_cp=True).train()
+    x = torch.rand(1, 3, 64, 64, requires_grad=True)
+    calls = []
+    hook = model.stages[1][0].register_forward_hook(
+        lambda *_: calls.append(1))
+    sum(o.sum() for o in model(x)).backward()
+    hook.remove()
+    # forward once, recomputed once during backward
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize('depth', [18, 50])
+def test_zero_init_residual(depth):
+    model = build(depth)
+    lasts = [b.bn2 if depth < 50 else b.bn3 for s in model.stages for b in s]
+    assert all(torch.all(n.weight == 0) for n in lasts)
+    assert all(torch.all(b.bn1.weight == 1) for s in model.stages for b in s)
+    assert torch.all(model.stage_bns[0][0].weight == 1)
+    model = build(depth, zero_init_residual=False)
+    lasts = [b.bn2 if depth < 50 else b.bn3 for s in model.stages for b in s]
+    assert all(torch.all(n.weight == 1) for n in lasts)
+
+
+@pytest.mark.parametrize('cls,depth,kwargs', [(RLAResNet, 18, {}),
+                                              (RLAResNet, 50, {}),
+                                              (RLAECANet, 50, {}),
+                                              (RLAResNet, 50, dict(se=True)),
+                                              (RLAResNet, 50,
+                                               dict(groups=4,
+                                                    width_per_group=8))])
+def test_every_parameter_gets_a_gradient(cls, depth, kwargs):
+    model = build(depth, cls, zero_init_residual=False, **kwargs).train()
+    outs = model(torch.rand(2, 3, 64, 64))
+    sum(o.mean() for o in outs).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert missing == []
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_final_hidden_state_norm_is_not_built():
+    model = build(50)
+    assert [len(b) for b in model.stage_bns] == [3, 4, 6, 2]
+    assert 'stage_bns.3.2' in model.unbuilt_prefixes()[-1]
+
+
+def test_parameter_counts_match_the_paper():
+    # The paper counts the ImageNet network: + bn2 (2*32), fc ((2048+32)*1000
+    # + 1000) and the last stage norm (2*32) that detection does not build.
+    classifier = 64 + (2048 + 32) * 1000 + 1000 + 64
+    for cls, depth, paper in [(RLAResNet, 50, 24.67), (RLAECANet, 50, 24.67),
+                              (RLAResNet, 101, 42.92)]:
+        n = sum(p.numel() for p in cls(depth=depth).parameters())
+        assert round((n + classifier) / 1024**2, 2) == paper
+    assert sum(p.numel() for p in RLAResNet(depth=50).parameters()) \
+        + classifier == 25870696
+
+
+def test_resnext_width():
+    model = build(50, groups=32, width_per_group=4)
+    assert model.stages[0][0].conv2.groups == 32
+    assert model.stages[0][0].conv2.out_channels == 128
+    assert model(torch.rand(1, 3, 64, 64))[-1].shape[1] == 2048
+
+
+def test_eca_kernel_sizes():
+    model = build(18, RLAECANet)
+    assert [s[0].eca.conv.kernel_size[0] for s in model.stages] == [5, 5, 5, 7]
+    model = build(18, RLAECANet, eca_kernel_sizes=(3, 3, 5, 5))
+    assert [s[0].eca.conv.kernel_size[0] for s in model.stages] == [3, 3, 5, 5]
+    assert build(18).stages[0][0].eca is None
+
+
+def test_bf16_autocast_and_float64():
+    model = build(18).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        outs = model(x)
+    assert outs[0].dtype == torch.bfloat16
+    model64 = build(18).double().eval()
+    with torch.no_grad():
+        outs = model64(x.double())
+    assert outs[-1].dtype == torch.float64
+
+
+def test_hidden_state_follows_the_input_device():
+    devices = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+    for device in devices:
+        model = build(18).to(device).eval()
+        with torch.no_grad():
+            outs = model(torch.rand(1, 3, 64, 64, device=device))
+        assert outs[0].device.type == device
+
+
+def test_registered_in_mmdet_models():
+    model = MODELS.build(dict(type='RLAECANet', depth=18))
+    assert isinstance(model, RLAECANet)
+    assert MODELS.get('RLAResNet') is RLAResNet
+
+
+def test_legacy_authors_dict_builds_the_same_network():
+    with pytest.warns(DeprecationWarning, match="type='RLAECANet'"):
+        legacy = MODELS.build(
+            dict(type='RLA_ResNet', layers=[3, 4, 6, 3], ECA=[5, 5, 5, 7],
+                 frozen_stages=1, norm_eval=True, style='pytorch'))
+    new = RLAECANet(depth=50, frozen_stages=1)
+    assert type(legacy) is RLAECANet
+    assert {k: v.shape for k, v in legacy.state_dict().items()} == \
+        {k: v.shape for k, v in new.state_dict().items()}
+    assert legacy.frozen_stages == 1 and legacy.norm_eval
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        plain = MODELS.build(dict(type='RLA_ResNet', layers=[3, 4, 23, 3]))
+    assert type(plain) is RLAResNet and plain.depth == 101
+    assert "dict(type='RLAResNet', depth=101)" in str(caught[0].message)
+    with pytest.raises(ValueError, match='layers'):
+        MODELS.build(dict(type='RLA_ResNet', layers=[1, 2, 3, 4]))
+
+
+# --------------------------------------------------------------- bad input
+@pytest.mark.parametrize('kwargs,exc,pattern', [
+    (dict(depth=42), ValueError, r'depth must be one of .* got 42'),
+    (dict(depth='50'), ValueError, r'depth must be one of'),
+    (dict(rla_channel=0), ValueError, r'rla_channel must be >= 1, got 0'),
+    (dict(rla_channel=3.5), TypeError, r'rla_channel must be an int'),
+    (dict(out_indices=(0, 4)), ValueError, r'out_indices must be .* \[0, 3\]'),
+    (dict(out_indices=(0, 1)), ValueError, r'num_stages=2'),
+    (dict(out_indices=(3, 1)), ValueError, r'out_indices'),
+    (dict(out_indices=3), TypeError, r'out_indices'),
+    (dict(frozen_stages=5), ValueError, r'frozen_stages must be in \[-1, 4\]'),
+    (dict(frozen_stages=-2), ValueError, r'frozen_stages'),
+    (dict(strides=(1, 2, 2)), ValueError, r'strides must be a sequence of 4'),
+    (dict(dilations=(1, 1, 1, 1, 1)), ValueError, r'dilations'),
+    (dict(dilations=(1, 0, 1, 1)), ValueError, r'dilations'),
+    (dict(num_stages=5), ValueError, r'num_stages must be in \[1, 4\]'),
+    (dict(style='tf'), ValueError, r"style must be one of \('pytorch', "),
+    (dict(eca_kernel_sizes=(5, 5, 5)), ValueError, r'eca_kernel_sizes .* 4'),
+    (dict(eca_kernel_sizes=(5, 5, 4, 7)), ValueError, r'odd'),
+    (dict(eca_kernel_sizes=(5, 5, -1, 7)), ValueError, r'eca_kernel_sizes'),
+    (dict(eca_kernel_sizes=(5, 5, 5.0, 7)), TypeError, r'eca_kernel_sizes'),
+    (dict(eca_kernel_sizes='5557'), TypeError, r'eca_kernel_sizes'),
+    (dict(norm_cfg='BN'), TypeError, r'norm_cfg must be a dict'),
+    (dict(plugins=[dict(cfg=dict(type='ContextBlock'))]), ValueError,
+     r'plugins are not supported'),
+    (dict(norm_eval='yes'), TypeError, r'norm_eval must be True or False'),
+    (dict(with_cp=1), TypeError, r'with_cp'),
+    (dict(pretrained='a.pth', init_cfg=dict(type='Pretrained',
+                                            checkpoint='b')),
+     ValueError, r'pretrained and init_cfg'),
+    (dict(depth=18, groups=2), ValueError, r'groups and width_per_group'),
+    (dict(stage_with_dcn=(True, )), ValueError, r'stage_with_dcn'),
+])
+def test_bad_arguments_raise_clear_errors(kwargs, exc, pattern):
+    kwargs = dict(dict(depth=50), **kwargs)
+    with pytest.raises(exc, match=pattern):
+        RLAResNet(**kwargs)
+
+
+def test_ecanet_refuses_no_eca():
+    with pytest.raises(ValueError, match='use RLAResNet'):
+        RLAECANet(depth=50, eca_kernel_sizes=None)
+
+
+def test_deprecated_pretrained_argument_becomes_init_cfg():
+    with pytest.warns(DeprecationWarning, match='init_cfg'):
+        model = RLAResNet(depth=18, pretrained='x.pth')
+    assert model.init_cfg == dict(type='Pretrained', checkpoint='x.pth')

@@ -1,0 +1,87 @@
+"""Test (and evaluate) a detector: MMDetection's tools/test.py, with RLA.
+
+Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
+       [--show-dir DIR] [--data-root DIR] [--cfg-options K=V ...]
+       [--launcher {none,pytorch,slurm,mpi}]
+
+COCO mAP comes from the config's evaluator (mmdet's CocoMetric: bbox, and
+segm for Mask R-CNN). ``--cfg-options test_evaluator.classwise=True`` prints
+per-class AP; ``test_evaluator.format_only=True
+test_evaluator.outfile_prefix=DIR/results`` writes test-dev JSON files.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import rla_mmdet  # noqa: E402,F401
+from rla_mmdet.launch import (apply_common_args, load_config,  # noqa: E402
+                              setup_distributed)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Test (and evaluate) a detector')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir', help='the dir to save the evaluation metrics and logs')
+    parser.add_argument(
+        '--out', help='dump the predictions to this pickle file (.pkl)')
+    parser.add_argument(
+        '--show-dir', help='save images painted with the predictions in '
+        'this dir (inside the run\'s timestamped log dir)')
+    parser.add_argument(
+        '--data-root', help='dataset root that replaces the config\'s '
+        'data_root')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value (see MMEngine DictAction)')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(
+            f'checkpoint {args.checkpoint!r} does not exist; pass the .pth '
+            'file written by tools/train.py or a published checkpoint.')
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out must name a .pkl file, got {args.out!r}.')
+    cfg = load_config(args.config, args.cfg_options, args.data_root)
+    apply_common_args(cfg, args, args.config)
+    cfg.load_from = args.checkpoint
+    # The test run loads every weight from the checkpoint: the backbone's
+    # pretrained init is never called, so a missing ImageNet file is fine.
+    if args.show_dir:
+        from mmdet.engine.hooks.utils import trigger_visualization_hook
+        args.show, args.wait_time = False, 0
+        cfg = trigger_visualization_hook(cfg, args)
+    setup_distributed(cfg, args.launcher)
+
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+    if args.out is not None:
+        from mmdet.evaluation import DumpDetResults
+        runner.test_evaluator.metrics.append(
+            DumpDetResults(out_file_path=args.out))
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()

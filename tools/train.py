@@ -1,0 +1,93 @@
+"""Train a detector: MMDetection's tools/train.py, with RLA registered.
+
+Usage: python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
+       [--amp] [--auto-scale-lr] [--data-root DIR] [--cfg-options K=V ...]
+       [--launcher {none,pytorch,slurm,mpi}]
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+# Let the script run from a clone without installing the package.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import rla_mmdet  # noqa: E402,F401  registers the RLA backbones
+from rla_mmdet.launch import (apply_common_args, check_pretrained,  # noqa
+                              load_config, protect_work_dir,
+                              setup_distributed)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a detector')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--amp', action='store_true',
+        help='automatic mixed precision (fp16 on GPU, bf16 on CPU)')
+    parser.add_argument(
+        '--auto-scale-lr', action='store_true',
+        help='scale the learning rate by the total batch size against '
+        'auto_scale_lr.base_batch_size of the config')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from this checkpoint, or (no value) from the latest '
+        'checkpoint in the work dir')
+    parser.add_argument(
+        '--data-root',
+        help='dataset root that replaces the config\'s data_root (COCO '
+        'layout: annotations/, train2017/, val2017/)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value (see MMEngine DictAction)')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options, args.data_root)
+    apply_common_args(cfg, args, args.config)
+
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise ValueError(
+                '--auto-scale-lr needs auto_scale_lr.base_batch_size in the '
+                f'config {args.config!r}; add auto_scale_lr = '
+                'dict(base_batch_size=16) (the total batch the lr is for).')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    protect_work_dir(cfg.work_dir, cfg.get('resume', False),
+                     cfg.get('load_from'))
+    check_pretrained(
+        cfg, resuming=bool(cfg.get('resume')) or bool(cfg.get('load_from')))
+    setup_distributed(cfg, args.launcher)
+
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
