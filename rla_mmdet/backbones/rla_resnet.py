@@ -94,8 +94,10 @@ def conv1x1(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
             and conv.stride == (1, 1) and _is_nchw(x)):
         return conv(x)
     b, c, height, width = x.shape
-    weight = conv.weight.view(conv.out_channels, c).to(x.dtype)
-    out = torch.matmul(weight, x.view(b, c, height * width))
+    weight = conv.weight.view(1, conv.out_channels, c).to(x.dtype)
+    # bmm on views: autograd keeps x itself (which the network keeps anyway)
+    # where a broadcasting matmul would save a transposed copy of it.
+    out = torch.bmm(weight.expand(b, -1, -1), x.view(b, c, height * width))
     return out.view(b, conv.out_channels, height, width)
 
 
@@ -704,6 +706,9 @@ class RLAResNet(BaseModule):
         x = self._stem(x)
         b, _, height, width = x.shape
         h = x.new_zeros(b, self.rla_channel, height, width)
+        if x.is_contiguous(memory_format=torch.channels_last) and \
+                not x.is_contiguous():
+            h = h.contiguous(memory_format=torch.channels_last)
         outs = []
         for s in range(self.num_stages):
             for i in range(len(self.stages[s])):

@@ -1,0 +1,299 @@
+"""RLA backbone against mmdet's ResNet of the same depth, in one process.
+
+Used by ``tools/analysis/benchmark.py``. Every timing runs the two models
+interleaved (alternating which goes first) so that both see the same machine
+state, and reports min / median / max and the RLA/ResNet ratio of the mins
+and of the medians. On a GPU, times come from CUDA events and the training
+step also reports ``torch.cuda.max_memory_allocated``.
+"""
+import statistics
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+
+from .backbones import RLAECANet, RLAResNet
+from .backbones.reference import reference_forward
+
+
+def build_backbones(depth: int = 50,
+                    variant: str = 'rla',
+                    device: str = 'cpu',
+                    **kwargs) -> Dict[str, nn.Module]:
+    """The RLA backbone and mmdet's ``ResNet`` with identical settings."""
+    from mmdet.models.backbones import ResNet
+    cls = RLAECANet if variant == 'eca' else RLAResNet
+    torch.manual_seed(0)
+    rla = cls(depth=depth, **kwargs)
+    rla.init_weights()
+    torch.manual_seed(0)
+    resnet = ResNet(depth=depth, **kwargs)
+    resnet.init_weights()
+    return {'rla': rla.to(device), 'resnet': resnet.to(device)}
+
+
+def _sync(device: str) -> None:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def time_interleaved(fns: Dict[str, Callable[[], object]],
+                     repeat: int,
+                     warmup: int = 2,
+                     device: str = 'cpu') -> Dict[str, List[float]]:
+    """Seconds of each call of each function, run alternately."""
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    _sync(device)
+    times: Dict[str, List[float]] = {name: [] for name in names}
+    for r in range(repeat):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            if device.startswith('cuda'):
+                start = torch.cuda.Event(enable_timing=True)
+                end = torch.cuda.Event(enable_timing=True)
+                start.record()
+                fns[name]()
+                end.record()
+                torch.cuda.synchronize()
+                times[name].append(start.elapsed_time(end) / 1000)
+            else:
+                t = time.perf_counter()
+                fns[name]()
+                times[name].append(time.perf_counter() - t)
+    return times
+
+
+def summarize(times: Dict[str, List[float]],
+              baseline: str = 'resnet') -> Dict[str, dict]:
+    """min / median / max in ms and the ratios against ``baseline``."""
+    out = {}
+    base = times[baseline]
+    for name, ts in times.items():
+        out[name] = dict(
+            min_ms=min(ts) * 1e3,
+            median_ms=statistics.median(ts) * 1e3,
+            max_ms=max(ts) * 1e3,
+            n=len(ts),
+            ratio_min=min(ts) / min(base),
+            ratio_median=statistics.median(ts) / statistics.median(base))
+    return out
+
+
+def saved_activation_bytes(model: nn.Module, inputs: torch.Tensor) -> int:
+    """Bytes of the tensors autograd keeps for backward in one forward.
+
+    Counted with ``torch.autograd.graph.saved_tensors_hooks``: every tensor
+    saved for backward, deduplicated by storage (in-place ops and views share
+    one), parameters and buffers excluded. With gradient checkpointing the
+    checkpointed blocks save only their inputs, which are counted.
+    """
+    own = {t.untyped_storage().data_ptr()
+           for t in list(model.parameters()) + list(model.buffers())}
+    seen: Dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        storage = t.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr not in own and ptr != 0:
+            seen[ptr] = max(seen.get(ptr, 0), storage.nbytes())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        outs = model(inputs)
+    del outs
+    return sum(seen.values())
+
+
+def train_step(model: nn.Module, inputs: torch.Tensor) -> None:
+    """Forward and backward of a backbone with a loss on all its outputs."""
+    outs = model(inputs)
+    sum(o.float().mean() for o in outs).backward()
+    for p in model.parameters():
+        p.grad = None
+
+
+def complexity(model: nn.Module, shape: Tuple[int, int]) -> dict:
+    """Parameters and FLOPs (multiply-adds) from ``mmengine.analysis``."""
+    from mmengine.analysis import FlopAnalyzer, parameter_count
+    model.eval()
+    device = next(model.parameters()).device
+    inputs = torch.rand(1, 3, *shape, device=device)
+    with torch.no_grad():
+        flops = FlopAnalyzer(model, (inputs, ))
+        flops.unsupported_ops_warnings(False)
+        flops.uncalled_modules_warnings(False)
+        total = flops.total()
+    params = parameter_count(model)['']
+    return dict(params=params, params_M=params / 1e6,
+                params_binary_M=params / 1024**2, flops=total,
+                flops_G=total / 1e9, flops_binary_G=total / 1024**3)
+
+
+def build_detectors(device: str = 'cpu') -> Dict[str, nn.Module]:
+    """Faster R-CNN with RLA-R50 (our config) and with mmdet's ResNet-50."""
+    import os.path as osp
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    register_all_modules()
+    init_default_scope('mmdet')
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    configs = {
+        'rla': osp.join(root, 'configs', 'faster_rcnn',
+                        'faster-rcnn_rla-r50_fpn_1x_coco.py'),
+        'resnet': 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    }
+    models = {}
+    for name, path in configs.items():
+        cfg = Config.fromfile(path)
+        cfg.model.backbone.init_cfg = None
+        torch.manual_seed(0)
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        models[name] = model.to(device).eval()
+    return models
+
+
+def detector_inputs(model: nn.Module, shape: Tuple[int, int],
+                    device: str) -> dict:
+    from mmdet.structures import DetDataSample
+    h, w = shape
+    sample = DetDataSample(metainfo=dict(
+        img_shape=shape, ori_shape=shape, pad_shape=shape,
+        scale_factor=(1., 1.), batch_input_shape=shape))
+    g = torch.Generator().manual_seed(0)
+    img = torch.randint(0, 255, (3, h, w), generator=g, dtype=torch.uint8)
+    return model.data_preprocessor(
+        dict(inputs=[img.to(device)], data_samples=[sample]), False)
+
+
+def run(depth: int = 50,
+        variant: str = 'rla',
+        shape: Sequence[int] = (800, 1216),
+        train_shape: Sequence[int] = (512, 512),
+        train_batch: int = 2,
+        repeat: int = 10,
+        train_repeat: int = 6,
+        device: str = 'cpu',
+        channels_last: bool = False,
+        with_literal: bool = False,
+        tasks: Sequence[str] = ('eval', 'train', 'memory', 'flops',
+                                'detector'),
+        log: Callable[[str], None] = print) -> dict:
+    """Run the selected measurements and return them as a dict."""
+    shape, train_shape = tuple(shape), tuple(train_shape)
+    memory_format = (torch.channels_last if channels_last else
+                     torch.contiguous_format)
+    results: dict = dict(
+        depth=depth, variant=variant, device=device,
+        device_name=(torch.cuda.get_device_name(device)
+                     if device.startswith('cuda') else 'cpu'),
+        threads=torch.get_num_threads(), torch=torch.__version__,
+        channels_last=channels_last, shape=shape, train_shape=train_shape,
+        train_batch=train_batch)
+
+    if 'eval' in tasks:
+        models = build_backbones(depth, variant, device)
+        for m in models.values():
+            m.eval()  # mmdet's ResNet.train() returns None: no chaining
+            m.to(memory_format=memory_format)
+        x = torch.rand(1, 3, *shape, device=device).to(
+            memory_format=memory_format)
+        fns = {name: (lambda m=m: m(x)) for name, m in models.items()}
+        if with_literal:
+            fns['literal'] = lambda: reference_forward(models['rla'], x)
+        with torch.no_grad():
+            times = time_interleaved(fns, repeat, device=device)
+        results['eval_forward'] = summarize(times)
+        log(_table(f'eval forward, batch 1, {shape[0]}x{shape[1]}',
+                   results['eval_forward']))
+        del models, fns, x
+
+    if 'train' in tasks or 'memory' in tasks:
+        variants = {}
+        for with_cp in (False, True):
+            models = build_backbones(depth, variant, device, frozen_stages=1,
+                                     with_cp=with_cp)
+            for name, m in models.items():
+                m.train()
+                m.to(memory_format=memory_format)
+                variants[f'{name}{"_cp" if with_cp else ""}'] = m
+        x = torch.rand(train_batch, 3, *train_shape, device=device).to(
+            memory_format=memory_format)
+        if 'train' in tasks:
+            fns = {name: (lambda m=m: train_step(m, x))
+                   for name, m in variants.items()}
+            times = time_interleaved(fns, train_repeat, device=device)
+            results['train_step'] = summarize(times)
+            log(_table(f'training step, batch {train_batch}, '
+                       f'{train_shape[0]}x{train_shape[1]}, frozen_stages=1',
+                       results['train_step']))
+            if device.startswith('cuda'):
+                peak = {}
+                for name, m in variants.items():
+                    torch.cuda.reset_peak_memory_stats(device)
+                    train_step(m, x)
+                    peak[name] = torch.cuda.max_memory_allocated(device)
+                results['train_peak_memory_bytes'] = peak
+                log('peak CUDA memory (MiB): ' + ', '.join(
+                    f'{k} {v / 2**20:.0f}' for k, v in peak.items()))
+        if 'memory' in tasks:
+            saved = {name: saved_activation_bytes(m, x)
+                     for name, m in variants.items()}
+            results['saved_activations'] = dict(
+                bytes=saved,
+                ratio=saved['rla'] / saved['resnet'],
+                ratio_cp=saved['rla_cp'] / saved['resnet_cp'],
+                rla_cp_saving=1 - saved['rla_cp'] / saved['rla'])
+            log('saved activations (MiB): ' + ', '.join(
+                f'{k} {v / 2**20:.1f}' for k, v in saved.items()))
+            log(f"  RLA/ResNet {results['saved_activations']['ratio']:.3f}, "
+                f"with_cp {results['saved_activations']['ratio_cp']:.3f}; "
+                'with_cp saves '
+                f"{results['saved_activations']['rla_cp_saving']:.1%} of "
+                'RLA\'s bytes')
+        del variants, x
+
+    if 'flops' in tasks:
+        models = build_backbones(depth, variant, device)
+        comp = {name: complexity(m, shape) for name, m in models.items()}
+        comp['ratio_flops'] = comp['rla']['flops'] / comp['resnet']['flops']
+        comp['ratio_params'] = comp['rla']['params'] / comp['resnet']['params']
+        results['complexity'] = comp
+        for name in ('rla', 'resnet'):
+            c = comp[name]
+            log(f"{name}: {c['params']:,} params ({c['params_M']:.2f}M, "
+                f"{c['params_binary_M']:.2f}M binary), {c['flops_G']:.1f} "
+                f"GFLOPs ({c['flops_binary_G']:.1f}G binary) at "
+                f'{shape[0]}x{shape[1]}')
+        log(f"  FLOPs ratio {comp['ratio_flops']:.3f}, params ratio "
+            f"{comp['ratio_params']:.3f}")
+        del models
+
+    if 'detector' in tasks and depth == 50 and variant == 'rla':
+        detectors = build_detectors(device)
+        data = {name: detector_inputs(m, shape, device)
+                for name, m in detectors.items()}
+        fns = {name: (lambda m=m, d=data[name]: m(**d, mode='predict'))
+               for name, m in detectors.items()}
+        with torch.no_grad():
+            times = time_interleaved(fns, max(repeat // 2, 3), device=device)
+        results['detector_inference'] = summarize(times)
+        log(_table(f'Faster R-CNN inference, batch 1, {shape[0]}x{shape[1]}',
+                   results['detector_inference']))
+    return results
+
+
+def _table(title: str, summary: Dict[str, dict]) -> str:
+    lines = [title,
+             f"  {'model':<10}{'min ms':>10}{'median':>10}{'max':>10}"
+             f"{'ratio(min)':>12}{'ratio(med)':>12}"]
+    for name, s in summary.items():
+        lines.append(f"  {name:<10}{s['min_ms']:>10.1f}{s['median_ms']:>10.1f}"
+                     f"{s['max_ms']:>10.1f}{s['ratio_min']:>12.3f}"
+                     f"{s['ratio_median']:>12.3f}")
+    return '\n'.join(lines)
