@@ -227,3 +227,58 @@ def apply_common_args(cfg: Config, args: Any, config_path: str) -> None:
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join(
             './work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def _heads_num_classes(node: Any, path: str = 'model'
+                       ) -> Iterator[Tuple[str, int]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'num_classes' and path.endswith('_head') and \
+                    not path.endswith('rpn_head') and isinstance(value, int):
+                yield f'{path}.num_classes', value
+            else:
+                yield from _heads_num_classes(value, f'{path}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _heads_num_classes(value, f'{path}[{i}]')
+
+
+def check_model_config(cfg: Config, split: str = 'train') -> None:
+    """Catch config mistakes before any data or weights are loaded.
+
+    Raises:
+        ValueError: an unknown backbone type (the message lists the
+            registered RLA backbones and the closest name), or a head whose
+            ``num_classes`` disagrees with the classes of the ``split``
+            dataset.
+    """
+    import difflib
+
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = cfg.get('model') or {}
+    backbone = model.get('backbone') or {}
+    btype = backbone.get('type')
+    if isinstance(btype, str) and MODELS.get(btype) is None:
+        rla = ['RLAResNet', 'RLAECANet']
+        close = difflib.get_close_matches(
+            btype, rla + ['RLA_ResNet'] + list(MODELS.module_dict), n=1)
+        raise ValueError(
+            f'unknown backbone type {btype!r} in model.backbone; the '
+            f'registered RLA backbones are {", ".join(rla)} (and the legacy '
+            "mmdetection 2.x name 'RLA_ResNet')" +
+            (f'; did you mean {close[0]!r}?' if close else '.'))
+    from .data_checks import dataset_classes
+    classes = dataset_classes(cfg, split)
+    if not classes:
+        return
+    for key, n in _heads_num_classes(model):
+        if n != len(classes):
+            shown = ', '.join(map(str, classes[:5])) + (
+                ', ...' if len(classes) > 5 else '')
+            raise ValueError(
+                f'{key}={n} but the {split} dataset has {len(classes)} '
+                f'classes ({shown}); set {key}={len(classes)} or give the '
+                'dataset metainfo=dict(classes=...) with the classes the '
+                'model should predict.')

@@ -129,6 +129,8 @@ def test_coco_config_follows_the_paper_recipe(detector):
                                                               0.001, 500)
     assert warmup.by_epoch is False
     assert (steps.type, steps.milestones) == ('MultiStepLR', [8, 11])
+    assert [h.type for h in cfg.custom_hooks] == ['NonFiniteLossHook',
+                                                  'EpochSeedHook']
     assert cfg.train_dataloader.dataset.data_root == 'data/coco/'
     metric = cfg.val_evaluator.metric
     if detector.family == 'mask_rcnn':

@@ -21,8 +21,9 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import rla_mmdet  # noqa: E402,F401
-from rla_mmdet.launch import (apply_common_args, load_config,  # noqa: E402
-                              setup_distributed)
+from rla_mmdet.data_checks import check_datasets  # noqa: E402
+from rla_mmdet.launch import (apply_common_args, check_model_config,  # noqa
+                              load_config, setup_distributed)
 
 
 def parse_args(argv=None):
@@ -40,6 +41,9 @@ def parse_args(argv=None):
     parser.add_argument(
         '--data-root', help='dataset root that replaces the config\'s '
         'data_root')
+    parser.add_argument(
+        '--skip-data-check', action='store_true',
+        help='do not read the annotation file and check the images first')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value (see MMEngine DictAction)')
@@ -64,6 +68,9 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options, args.data_root)
     apply_common_args(cfg, args, args.config)
     cfg.load_from = args.checkpoint
+    check_model_config(cfg, split='test')
+    if not args.skip_data_check:
+        check_datasets(cfg, splits=('test', ))
     # The test run loads every weight from the checkpoint: the backbone's
     # pretrained init is never called, so a missing ImageNet file is fine.
     if args.show_dir:

@@ -17,9 +17,10 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import rla_mmdet  # noqa: E402,F401  registers the RLA backbones
-from rla_mmdet.launch import (apply_common_args, check_pretrained,  # noqa
-                              load_config, protect_work_dir,
-                              setup_distributed)
+from rla_mmdet.data_checks import check_datasets  # noqa: E402
+from rla_mmdet.launch import (apply_common_args, check_model_config,  # noqa
+                              check_pretrained, load_config,
+                              protect_work_dir, setup_distributed)
 
 
 def parse_args(argv=None):
@@ -41,6 +42,10 @@ def parse_args(argv=None):
         '--data-root',
         help='dataset root that replaces the config\'s data_root (COCO '
         'layout: annotations/, train2017/, val2017/)')
+    parser.add_argument(
+        '--skip-data-check', action='store_true',
+        help='do not read the annotation files and check the images before '
+        'training (saves a few seconds on COCO-sized datasets)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value (see MMEngine DictAction)')
@@ -78,6 +83,11 @@ def main(argv=None):
 
     protect_work_dir(cfg.work_dir, cfg.get('resume', False),
                      cfg.get('load_from'))
+    check_model_config(cfg)
+    if not args.skip_data_check:
+        check_datasets(
+            cfg, splits=('train', 'val') if cfg.get('val_cfg') else
+            ('train', ))
     check_pretrained(
         cfg, resuming=bool(cfg.get('resume')) or bool(cfg.get('load_from')))
     setup_distributed(cfg, args.launcher)

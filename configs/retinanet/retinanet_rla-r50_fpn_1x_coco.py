@@ -1,5 +1,6 @@
 _base_ = [
     'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
     '../_base_/rla_backbones.py',
+    '../_base_/rla_runtime.py',
 ]
 model = dict(backbone={{_base_.rla_backbones.r50}})
