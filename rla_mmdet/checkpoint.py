@@ -62,8 +62,11 @@ def _history_buffer_method(owner: Any, name: str) -> Any:
     name)``. Allowing the builtin ``getattr`` would let a pickle reach any
     attribute of any allowed object, so the unpickler gets this instead.
     """
-    if owner is HistoryBuffer and isinstance(name, str) and \
-            name in HistoryBuffer._statistics_methods:
+    # The class-level registry is only filled when a first HistoryBuffer is
+    # created, which a fresh process loading a checkpoint has not done yet.
+    if owner is HistoryBuffer and isinstance(name, str) and (
+            name in ('min', 'max', 'current', 'mean')
+            or name in HistoryBuffer._statistics_methods):
         return getattr(owner, name)
     raise pickle.UnpicklingError(
         f'refused getattr({owner!r}, {name!r}): only the statistics methods '
@@ -131,7 +134,8 @@ def load_checkpoint_file(filename: Any,
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     for line in text.splitlines():
-        if 'Unsupported global' in line or 'GLOBAL' in line:
+        if 'refused' in line or 'Unsupported global' in line or \
+                'GLOBAL' in line:
             return line.strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -143,14 +147,16 @@ def _corrupt(filename: str, exc: BaseException) -> ValueError:
         f'{_first_line(exc)}')
 
 
-def _load_local(filename, map_location=None):
+# MMEngine logs 'Loads checkpoint by {name[10:]} backend', hence the name.
+def load_from_local_weights_only(filename, map_location=None):
     return load_checkpoint_file(filename, map_location)
 
 
 def install_mmengine_loader() -> None:
     """Make MMEngine read local checkpoints through
     :func:`load_checkpoint_file`."""
-    CheckpointLoader.register_scheme(prefixes='', force=True)(_load_local)
+    CheckpointLoader.register_scheme(prefixes='', force=True)(
+        load_from_local_weights_only)
 
 
 def get_state_dict(checkpoint: Mapping, filename: str = '') -> 'OrderedDict':

@@ -237,3 +237,19 @@ def test_getattr_is_limited_to_history_buffer_statistics(tmp_path):
         torch.save({'m': _Getattr(owner, name)}, bad)
         with pytest.raises(UnsafeCheckpointError):
             load_checkpoint_file(bad)
+
+
+def test_fresh_process_loads_a_history_buffer_checkpoint(tmp_path):
+    """HistoryBuffer's statistics registry is empty until one is created;
+    a new process (tools/test.py) must still load a training checkpoint."""
+    import subprocess
+    import sys
+    path = tmp_path / 'epoch_1.pth'
+    mmengine_style_checkpoint(path)
+    script = ('import torch, rla_mmdet\n'
+              f'c = torch.load({str(path)!r})\n'
+              "print(c['message_hub']['log_scalars']['train/loss'].mean())")
+    out = subprocess.run([sys.executable, '-c', script], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == '1.375'
