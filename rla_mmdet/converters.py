@@ -1,0 +1,406 @@
+"""Convert the authors' checkpoints into clean MMDetection 3.x files.
+
+Two kinds of files were published with the paper (see ``shared/RLA.md``):
+
+- ImageNet checkpoints (``resnet50_rla_2283.pth.tar``...): written by a
+  ``DistributedDataParallel`` training script, a dict with ``epoch``,
+  ``arch``, ``state_dict`` (keys prefixed ``module.``), ``best_acc1`` and
+  ``optimizer``; the state dict holds the classifier (``bn2``, ``fc``) and
+  the norm of the final hidden-state update (``stage_bns.3.{n-1}``).
+  :func:`imagenet_to_mmdet` keeps the backbone only.
+- Detector checkpoints of mmdetection 2.x (``faster_rcnn_r50rla_fpn_1x_coco
+  _388.pth``...): ``state_dict`` with ``backbone.``, ``neck.``, ``rpn_head.``
+  and ``roi_head.`` (or RetinaNet's ``bbox_head.``) keys, ``meta`` with
+  ``mmdet_version``, ``CLASSES`` and the config text, maybe ``optimizer``.
+  :func:`mmdet2_to_mmdet3` writes the MMDetection 3.x layout.
+
+MMDetection 3.x kept the module names of the parts these detectors use
+(``FPN``, ``RPNHead``, ``StandardRoIHead`` with ``Shared2FCBBoxHead`` and
+``FCNMaskHead``, ``RetinaHead``), and the RLA backbone keeps the authors'
+names, so the keys carry over one to one. The converter does not trust this:
+it builds the 3.x model from the matching config of ``configs/`` and
+requires the converted keys and shapes to be exactly the model's.
+
+Both converters refuse a file they do not fully understand: any key that
+the target model does not have, any missing key and any shape mismatch
+raise a ``ValueError`` naming the first keys. Nothing is written then.
+"""
+import hashlib
+import os
+import os.path as osp
+import re
+from collections import OrderedDict
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+from .backbones import RLAECANet, RLAResNet
+from .checkpoint import get_state_dict, load_checkpoint_file
+from .version import __version__
+from .zoo import DETECTORS
+
+__all__ = [
+    'CONVERTER_VERSION', 'infer_backbone', 'imagenet_to_mmdet',
+    'mmdet2_to_mmdet3'
+]
+
+#: Written to the ``meta`` of every converted file.
+CONVERTER_VERSION = '1.0'
+
+_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+_BACKBONE_NAMES = {
+    (50, False): 'rla-r50',
+    (50, True): 'rla-eca-r50',
+    (101, False): 'rla-r101',
+    (101, True): 'rla-eca-r101',
+}
+
+
+def _head(keys, n: int = 5) -> str:
+    keys = list(keys)
+    more = f' ... ({len(keys)} in all)' if len(keys) > n else ''
+    return ', '.join(map(str, keys[:n])) + more
+
+
+def sha256sum(path: str) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------ backbone
+def infer_backbone(state_dict: Mapping[str, torch.Tensor],
+                   prefix: str = '', filename: str = '') -> Dict[str, Any]:
+    """The RLA backbone config that a state dict was saved from.
+
+    The depth comes from the number of blocks per stage and the block type
+    (``conv3`` for Bottleneck), ``rla_channel`` from ``conv_outs.0``, ECA
+    (and its kernel sizes) from the ``.eca.`` keys, SE from the ``.se.``
+    keys.
+
+    Args:
+        state_dict: The tensors.
+        prefix: Prefix of the backbone keys, e.g. ``'backbone.'``.
+        filename: Named in error messages.
+
+    Returns:
+        A config dict such as ``dict(type='RLAECANet', depth=50,
+        eca_kernel_sizes=(5, 5, 5, 7))``.
+    """
+    what = f'{filename!r}' if filename else 'the state dict'
+    keys = [k[len(prefix):] for k in state_dict if k.startswith(prefix)]
+    blocks: Dict[int, int] = {}
+    for key in keys:
+        m = re.match(r'stages\.(\d+)\.(\d+)\.', key)
+        if m:
+            s, b = int(m.group(1)), int(m.group(2))
+            blocks[s] = max(blocks.get(s, 0), b + 1)
+    if not blocks:
+        hint = ''
+        if any(k.startswith('layer1.') for k in keys):
+            hint = (' It looks like a plain ResNet checkpoint (layer1, '
+                    'layer2...), which has no RLA modules.')
+        elif not prefix and any(k.startswith('backbone.') for k in keys):
+            hint = (' It looks like a whole-detector checkpoint; convert it '
+                    'with tools/model_converters/rla_mmdet2_to_mmdet3.py.')
+        raise ValueError(
+            f'{what} has no RLA block keys ({prefix}stages.S.B.*); its first '
+            f'keys are {_head(state_dict)}.{hint}')
+    if sorted(blocks) != list(range(4)):
+        raise ValueError(f'{what} has RLA stages {sorted(blocks)}; the '
+                         'published networks have the four stages 0-3.')
+    stage_blocks = tuple(blocks[s] for s in range(4))
+    bottleneck = 'stages.0.0.conv3.weight' in keys
+    depth = None
+    for d, (block, layout) in RLAResNet.arch_settings.items():
+        if tuple(layout) == stage_blocks and (block.expansion == 4) == \
+                bottleneck:
+            depth = d
+    if depth is None:
+        kind = 'Bottleneck' if bottleneck else 'BasicBlock'
+        raise ValueError(
+            f'{what} has {list(stage_blocks)} {kind} blocks per stage, '
+            'which is no RLA-ResNet depth (18, 34, 50, 101, 152).')
+    cfg: Dict[str, Any] = dict(type='RLAResNet', depth=depth)
+    conv_out = state_dict.get(prefix + 'conv_outs.0.weight')
+    if conv_out is None:
+        raise ValueError(f'{what} has no {prefix}conv_outs.0.weight, the '
+                         'first RLA update of the hidden state.')
+    if conv_out.shape[0] != 32:
+        cfg['rla_channel'] = int(conv_out.shape[0])
+    if any('.eca.' in k for k in keys):
+        sizes = []
+        for s in range(4):
+            weight = state_dict.get(f'{prefix}stages.{s}.0.eca.conv.weight')
+            if weight is None:
+                raise ValueError(f'{what} has ECA weights, but none in the '
+                                 f'first block of stage {s} '
+                                 f'({prefix}stages.{s}.0.eca.conv.weight).')
+            sizes.append(int(weight.shape[-1]))
+        cfg['type'] = 'RLAECANet'
+        if tuple(sizes) != RLAECANet.default_eca_kernel_sizes:
+            cfg['eca_kernel_sizes'] = tuple(sizes)
+    if any('.se.' in k for k in keys):
+        weight = state_dict[f'{prefix}stages.0.0.se.fc.0.weight']
+        cfg['se'] = True
+        reduction = weight.shape[1] // weight.shape[0]
+        if reduction != 16:
+            cfg['se_reduction'] = int(reduction)
+    return cfg
+
+
+def _build_backbone(cfg: Dict[str, Any]) -> RLAResNet:
+    cfg = dict(cfg)
+    cls = RLAECANet if cfg.pop('type') == 'RLAECANet' else RLAResNet
+    return cls(**cfg)
+
+
+def _match(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
+           ignored: Tuple[str, ...], what: str,
+           target: str) -> Tuple['OrderedDict', List[str]]:
+    """The tensors of ``state_dict`` in the order of ``model``'s keys.
+
+    Keys starting with ``ignored`` are dropped (and returned); anything else
+    must match the model's keys and shapes exactly, apart from BN's
+    ``num_batches_tracked`` counters, which older files may lack.
+    """
+    own = model.state_dict()
+    dropped = [k for k in state_dict if k.startswith(ignored)]
+    kept = {k: v for k, v in state_dict.items() if not k.startswith(ignored)}
+    unknown = [k for k in kept if k not in own]
+    if unknown:
+        raise ValueError(
+            f'{what} has keys that {target} does not have: {_head(unknown)}. '
+            'Refusing to convert a file this converter does not fully '
+            'understand; check that it is the right kind of checkpoint.')
+    missing = [
+        k for k in own
+        if k not in kept and not k.endswith('num_batches_tracked')
+    ]
+    if missing:
+        raise ValueError(f'{what} lacks keys of {target}: {_head(missing)}.')
+    shapes = [
+        f'{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+        for k, v in kept.items() if tuple(v.shape) != tuple(own[k].shape)
+    ]
+    if shapes:
+        raise ValueError(f'{what} does not fit {target}: shape mismatches '
+                         f'{_head(shapes, 3)}.')
+    ordered = OrderedDict((k, kept[k]) for k in own if k in kept)
+    return ordered, dropped
+
+
+def _prefixes(dropped: List[str]) -> List[str]:
+    """``['bn2', 'fc', 'stage_bns.3.2']`` for the dropped keys."""
+    names = []
+    for key in dropped:
+        parts = key.split('.')
+        name = '.'.join(parts[:-1]) if parts[-1] in (
+            'weight', 'bias', 'running_mean', 'running_var',
+            'num_batches_tracked') else key
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _save(checkpoint: Dict[str, Any], src: str, dst: str) -> None:
+    if osp.exists(dst) and osp.samefile(src, dst):
+        raise ValueError(f'the output {dst!r} is the input file; choose '
+                         'another output path.')
+    out_dir = osp.dirname(osp.abspath(dst))
+    os.makedirs(out_dir, exist_ok=True)
+    tmp = dst + '.tmp'
+    try:
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def _number(value: Any) -> Any:
+    if torch.is_tensor(value) and value.numel() == 1:
+        return value.item()
+    return value
+
+
+def imagenet_to_mmdet(src: str, dst: str,
+                      eca: Optional[bool] = None) -> Dict[str, Any]:
+    """Convert an ImageNet checkpoint of the authors into a backbone file.
+
+    The output is ``{'state_dict': ..., 'meta': ...}`` with exactly the keys
+    of the inferred :class:`RLAResNet` / :class:`RLAECANet` (no
+    ``module.``, no classifier, no norm of the final hidden-state update),
+    loadable with ``init_cfg=dict(type='Pretrained', checkpoint=dst)``.
+
+    Args:
+        src: The authors' ``*.pth.tar``.
+        dst: Output ``.pth`` file.
+        eca: ``True`` / ``False`` to require an RLA-ECANet / RLA-ResNet
+            file; ``None`` (default) infers it from the ``.eca.`` keys.
+
+    Returns:
+        The ``meta`` written to ``dst``.
+    """
+    checkpoint = load_checkpoint_file(src)
+    if not isinstance(checkpoint.get('state_dict'), Mapping):
+        raise ValueError(
+            f'{src!r} has no "state_dict"; the authors\' ImageNet files are '
+            'dicts with epoch, arch, state_dict, best_acc1 and optimizer '
+            f'(this one has {_head(checkpoint)}).')
+    state_dict = get_state_dict(checkpoint, src)
+    backbone_cfg = infer_backbone(state_dict, filename=src)
+    is_eca = backbone_cfg['type'] == 'RLAECANet'
+    if eca is not None and eca != is_eca:
+        raise ValueError(
+            f'{src!r} is an {"RLA-ECANet" if is_eca else "RLA-ResNet"} '
+            f'checkpoint ({"it has" if is_eca else "it has no"} .eca. '
+            f'weights), but {"--eca" if eca else "no ECA"} was asked for.')
+    model = _build_backbone(backbone_cfg)
+    weights, dropped = _match(state_dict, model, model.unbuilt_prefixes(),
+                              repr(src), f'{backbone_cfg["type"]}'
+                              f'({model.describe()})')
+    meta = dict(
+        source=osp.basename(src),
+        source_sha256=sha256sum(src),
+        arch=checkpoint.get('arch'),
+        epoch=_number(checkpoint.get('epoch')),
+        best_acc1=_number(checkpoint.get('best_acc1')),
+        backbone=backbone_cfg,
+        dropped=_prefixes(dropped),
+        converter='rla_mmdet.converters.imagenet_to_mmdet',
+        converter_version=CONVERTER_VERSION,
+        rla_mmdet_version=__version__)
+    _save(dict(state_dict=weights, meta=meta), src, dst)
+    return meta
+
+
+# ------------------------------------------------------------------ detector
+def _detector_family(keys: List[str], what: str) -> str:
+    if any(k.startswith('roi_head.mask_head.') for k in keys):
+        return 'mask_rcnn'
+    if any(k.startswith('roi_head.bbox_head.') for k in keys):
+        return 'faster_rcnn'
+    if any(k.startswith('bbox_head.retina_cls.') for k in keys):
+        return 'retinanet'
+    raise ValueError(
+        f'{what} is none of the detectors of the paper: it has no '
+        'roi_head.mask_head.* (Mask R-CNN), roi_head.bbox_head.* (Faster '
+        f'R-CNN) or bbox_head.retina_cls.* (RetinaNet) keys; its first keys '
+        f'are {_head(keys)}.')
+
+
+def _zoo_config(family: str, backbone_cfg: Dict[str, Any],
+                what: str) -> str:
+    eca = backbone_cfg['type'] == 'RLAECANet'
+    name = _BACKBONE_NAMES.get((backbone_cfg['depth'], eca))
+    extra = set(backbone_cfg) - {'type', 'depth'}
+    for det in DETECTORS:
+        if det.family == family and det.backbone == name and not extra:
+            return osp.join(_REPO_ROOT, det.config)
+    raise ValueError(
+        f'{what} is a {family} with a {backbone_cfg} backbone, which matches '
+        'none of the configs of this repository; pass the config it was '
+        'trained with (3.x) as --config.')
+
+
+def _set_num_classes(model_cfg: Any, num_classes: int) -> None:
+    for key in ('bbox_head', ):
+        if key in model_cfg:
+            model_cfg[key]['num_classes'] = num_classes
+    roi = model_cfg.get('roi_head')
+    if roi:
+        for key in ('bbox_head', 'mask_head'):
+            if key in roi:
+                roi[key]['num_classes'] = num_classes
+
+
+def build_detector(config: str, num_classes: int) -> nn.Module:
+    """The model of ``config`` with ``num_classes``, without loading any
+    pretrained weights."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmdet.registry import MODELS
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file {config!r} does not exist.')
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model_cfg = cfg.model
+    model_cfg.backbone.init_cfg = None
+    _set_num_classes(model_cfg, num_classes)
+    return MODELS.build(model_cfg)
+
+
+def mmdet2_to_mmdet3(src: str, dst: str,
+                     config: Optional[str] = None) -> Dict[str, Any]:
+    """Convert an mmdetection 2.x detector checkpoint to MMDetection 3.x.
+
+    Args:
+        src: The 2.x ``.pth`` (``state_dict`` + ``meta`` with
+            ``mmdet_version`` 2.x and ``CLASSES``).
+        dst: Output ``.pth``: ``state_dict`` with exactly the keys of the
+            3.x model, ``meta`` with ``dataset_meta={'classes': ...}``;
+            the optimizer state is dropped.
+        config: The 3.x config to check the keys against; by default the
+            config of ``configs/`` for the detector and backbone found in the
+            file.
+
+    Returns:
+        The ``meta`` written to ``dst``.
+    """
+    what = repr(src)
+    checkpoint = load_checkpoint_file(src)
+    meta = checkpoint.get('meta')
+    if not isinstance(checkpoint.get('state_dict'), Mapping) or \
+            not isinstance(meta, Mapping):
+        raise ValueError(
+            f'{what} is not an mmdetection 2.x checkpoint: expected '
+            f'"state_dict" and "meta", found {_head(checkpoint)}.')
+    version = str(meta.get('mmdet_version', ''))
+    if not version.startswith('2.'):
+        if version:
+            raise ValueError(
+                f'{what} was written by mmdetection {version}; this converter '
+                'reads 2.x files only (3.x files load as they are).')
+        raise ValueError(f'{what} has no meta.mmdet_version; this converter '
+                         'reads files written by mmdetection 2.x.')
+    classes = meta.get('CLASSES')
+    if not classes or not all(isinstance(c, str) for c in classes):
+        raise ValueError(f'{what} has no class names in meta.CLASSES; '
+                         'mmdetection 2.x writes them there.')
+    state_dict = get_state_dict(checkpoint, src)
+    keys = list(state_dict)
+    family = _detector_family(keys, what)
+    backbone_cfg = infer_backbone(state_dict, 'backbone.', src)
+    if config is None:
+        config = _zoo_config(family, backbone_cfg, what)
+    model = build_detector(config, len(classes))
+    backbone = model.backbone
+    if not isinstance(backbone, RLAResNet):
+        raise ValueError(f'the backbone of {config!r} is '
+                         f'{type(backbone).__name__}, not an RLA backbone.')
+    ignored = tuple('backbone.' + p for p in backbone.unbuilt_prefixes())
+    config_path = osp.abspath(config)
+    if config_path.startswith(_REPO_ROOT + os.sep):
+        config = osp.relpath(config_path, _REPO_ROOT)
+    weights, dropped = _match(state_dict, model, ignored, what,
+                              f'the {type(model).__name__} of {config!r}')
+    new_meta = dict(
+        dataset_meta=dict(classes=tuple(classes)),
+        source=osp.basename(src),
+        source_sha256=sha256sum(src),
+        source_mmdet_version=version,
+        epoch=meta.get('epoch'),
+        iter=meta.get('iter'),
+        config=config,
+        source_config=meta.get('config'),
+        dropped=_prefixes(dropped),
+        converter='rla_mmdet.converters.mmdet2_to_mmdet3',
+        converter_version=CONVERTER_VERSION,
+        rla_mmdet_version=__version__)
+    _save(dict(state_dict=weights, meta=new_meta), src, dst)
+    return new_meta
