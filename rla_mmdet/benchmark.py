@@ -117,19 +117,15 @@ def train_step(model: nn.Module, inputs: torch.Tensor) -> None:
 
 def complexity(model: nn.Module, shape: Tuple[int, int]) -> dict:
     """Parameters and FLOPs (multiply-adds) from ``mmengine.analysis``."""
-    from mmengine.analysis import FlopAnalyzer, parameter_count
+    from .analysis import complexity as count
     model.eval()
     device = next(model.parameters()).device
-    inputs = torch.rand(1, 3, *shape, device=device)
     with torch.no_grad():
-        flops = FlopAnalyzer(model, (inputs, ))
-        flops.unsupported_ops_warnings(False)
-        flops.uncalled_modules_warnings(False)
-        total = flops.total()
-    params = parameter_count(model)['']
+        result = count(model, torch.rand(1, 3, *shape, device=device))
+    params, flops = result.params, result.flops
     return dict(params=params, params_M=params / 1e6,
-                params_binary_M=params / 1024**2, flops=total,
-                flops_G=total / 1e9, flops_binary_G=total / 1024**3)
+                params_binary_M=params / 1024**2, flops=flops,
+                flops_G=flops / 1e9, flops_binary_G=flops / 1024**3)
 
 
 def build_detectors(device: str = 'cpu') -> Dict[str, nn.Module]:
