@@ -82,16 +82,22 @@ def _is_nchw(*tensors: torch.Tensor) -> bool:
     return all(t.is_contiguous() for t in tensors)
 
 
-def conv1x1(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``conv(x)`` for a 1x1 convolution, as one matmul on NCHW input.
+def _needs_grad(*tensors: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
-    On contiguous NCHW tensors a 1x1 convolution is ``W @ x`` over the
-    flattened pixels; the matmul reads ``x`` in place, while the convolution
-    kernels first reorder a large input into their blocked layout. Any other
-    case (channels_last, strides, custom conv layers) calls ``conv``.
+
+def conv1x1(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``conv(x)`` for a 1x1 convolution; one batched matmul on CPU NCHW.
+
+    On the CPU, a convolution over a large NCHW tensor first reorders it into
+    the kernel's blocked layout; ``W @ x`` over the flattened pixels reads
+    ``x`` where it is (about twice as fast for the 256-channel stride-4
+    maps). On GPUs, in channels_last, or for custom conv layers, ``conv`` is
+    called as is.
     """
-    if not (_plain_conv(conv) and conv.kernel_size == (1, 1)
-            and conv.stride == (1, 1) and _is_nchw(x)):
+    if not (x.device.type == 'cpu' and _plain_conv(conv)
+            and conv.kernel_size == (1, 1) and conv.stride == (1, 1)
+            and _is_nchw(x)):
         return conv(x)
     b, c, height, width = x.shape
     weight = conv.weight.view(1, conv.out_channels, c).to(x.dtype)
@@ -103,17 +109,21 @@ def conv1x1(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def conv_on_concat(conv: nn.Module, x: torch.Tensor,
                    h: torch.Tensor) -> torch.Tensor:
-    """``conv(cat([x, h], dim=1))`` without building the concatenation.
+    """``conv(cat([x, h], dim=1))``, computed the cheapest way per device.
 
     A convolution of a channel concatenation is the sum of convolutions of
     its parts with the matching slices of the weight. The large part (``x``)
     goes through the same convolution kernel as in a plain ResNet; the small
     part (the ``k`` channels of ``h``) is added in place, as a batched
-    matmul for 1x1 convolutions on NCHW tensors. This saves copying ``x``
-    into a new tensor in every block, and the memory autograd would keep
-    for that copy.
+    matmul for 1x1 convolutions on CPU NCHW tensors. This saves copying
+    ``x`` into a new tensor in every block, which costs CPU time (a large
+    allocation) and, under autograd, the memory kept for that copy.
+
+    On a GPU in inference the copy is cheap and every extra kernel launch
+    counts, so the concatenation is built and convolved once.
     """
-    if not _plain_conv(conv):
+    if not _plain_conv(conv) or (x.device.type != 'cpu'
+                                 and not _needs_grad(x, h, conv.weight)):
         return conv(torch.cat((x, h), dim=1))
     c = x.shape[1]
     weight = conv.weight
@@ -121,8 +131,8 @@ def conv_on_concat(conv: nn.Module, x: torch.Tensor,
                    conv.dilation)
     w_h = weight[:, c:].to(out.dtype)
     h = h.to(out.dtype)
-    if (conv.kernel_size == (1, 1) and conv.stride == (1, 1)
-            and _is_nchw(out, h)):
+    if (x.device.type == 'cpu' and conv.kernel_size == (1, 1)
+            and conv.stride == (1, 1) and _is_nchw(out, h)):
         b, n = out.shape[:2]
         out.view(b, n, -1).baddbmm_(
             w_h.reshape(1, n, -1).expand(b, -1, -1), h.view(b, h.shape[1], -1))
