@@ -68,7 +68,13 @@ def time_interleaved(fns: Dict[str, Callable[[], object]],
 
 def summarize(times: Dict[str, List[float]],
               baseline: str = 'resnet') -> Dict[str, dict]:
-    """min / median / max in ms and the ratios against ``baseline``."""
+    """min / median / max in ms and the ratios against ``baseline``.
+
+    ``ratio_paired`` is the median over the repetitions of the ratio of the
+    two calls made side by side in that repetition: a slow spell of a noisy
+    machine slows both calls of a pair, so it is the steadiest of the three
+    ratios.
+    """
     out = {}
     base = times[baseline]
     for name, ts in times.items():
@@ -78,7 +84,9 @@ def summarize(times: Dict[str, List[float]],
             max_ms=max(ts) * 1e3,
             n=len(ts),
             ratio_min=min(ts) / min(base),
-            ratio_median=statistics.median(ts) / statistics.median(base))
+            ratio_median=statistics.median(ts) / statistics.median(base),
+            ratio_paired=statistics.median(
+                t / b for t, b in zip(ts, base)))
     return out
 
 
@@ -134,6 +142,7 @@ def build_detectors(device: str = 'cpu') -> Dict[str, nn.Module]:
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     from mmengine.config import Config
+    from mmengine.hub import get_config
     from mmengine.registry import init_default_scope
     register_all_modules()
     init_default_scope('mmdet')
@@ -145,7 +154,7 @@ def build_detectors(device: str = 'cpu') -> Dict[str, nn.Module]:
     }
     models = {}
     for name, path in configs.items():
-        cfg = Config.fromfile(path)
+        cfg = get_config(path) if '::' in path else Config.fromfile(path)
         cfg.model.backbone.init_cfg = None
         torch.manual_seed(0)
         model = MODELS.build(cfg.model)
@@ -287,9 +296,9 @@ def run(depth: int = 50,
 def _table(title: str, summary: Dict[str, dict]) -> str:
     lines = [title,
              f"  {'model':<10}{'min ms':>10}{'median':>10}{'max':>10}"
-             f"{'ratio(min)':>12}{'ratio(med)':>12}"]
+             f"{'ratio(min)':>12}{'ratio(med)':>12}{'ratio(pair)':>13}"]
     for name, s in summary.items():
         lines.append(f"  {name:<10}{s['min_ms']:>10.1f}{s['median_ms']:>10.1f}"
                      f"{s['max_ms']:>10.1f}{s['ratio_min']:>12.3f}"
-                     f"{s['ratio_median']:>12.3f}")
+                     f"{s['ratio_median']:>12.3f}{s['ratio_paired']:>13.3f}")
     return '\n'.join(lines)

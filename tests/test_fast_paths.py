@@ -1,5 +1,6 @@
 """The optimised forward under torch.compile, channels_last and autocast,
 and the benchmark tool's measurements."""
+import copy
 import json
 import subprocess
 import sys
@@ -131,6 +132,7 @@ def test_summarize_ratios():
     assert s['rla']['ratio_min'] == 2.0
     assert s['rla']['ratio_median'] == 1.5
     assert s['resnet']['max_ms'] == 8000.0
+    assert s['rla']['ratio_paired'] == 1.5  # median of 2, 1.5, 0.5
 
 
 def test_benchmark_tool_runs_and_writes_json(tmp_path):
@@ -153,3 +155,30 @@ def test_benchmark_tool_runs_and_writes_json(tmp_path):
     assert comp['rla']['params'] == sum(
         p.numel() for p in RLAResNet(depth=18).parameters())
     assert comp['ratio_flops'] > 1.0
+
+
+@pytest.mark.parametrize('cls,kwargs', [(RLAResNet, {}),
+                                        (RLAECANet, dict(frozen_stages=1)),
+                                        (RLAResNet, dict(norm_eval=False))])
+def test_training_gradients_equal_the_literal_spec(cls, kwargs):
+    """The training forward (stacked conv_out / conv1, split concatenation)
+    gives the outputs and gradients of the literal formulation. In float64,
+    so that only a change of the mathematics could exceed the tolerance."""
+    model = randomize_norms(build(50, cls, **kwargs)).double()
+    ref = copy.deepcopy(model)
+    model.train()
+    ref.train()
+    x1 = torch.rand(2, 3, 64, 96, dtype=torch.float64, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    outs, ref_outs = model(x1), reference_forward(ref, x2)
+    weights = [torch.rand(o.shape, dtype=torch.float64) for o in outs]
+    sum((o * w).sum() for o, w in zip(outs, weights)).backward()
+    sum((o * w).sum() for o, w in zip(ref_outs, weights)).backward()
+    for a, b in zip(outs, ref_outs):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-7, atol=1e-9)
+    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+        assert (p.grad is None) == (q.grad is None), name
+        if p.grad is not None:
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-7, atol=1e-9,
+                                       msg=name)
