@@ -7,10 +7,11 @@ product; batch norms count one operation per element (two with an affine
 transform); element-wise additions, activations and pooling are not
 counted. (This is why RLA-ECANet counts the same 4.17G as RLA-ResNet here,
 where the paper prints 4.18G: ECA's pooling, sigmoid and scaling are
-element-wise.) One
-handle is added to MMEngine's: ``aten::baddbmm`` (the RLA blocks add the
-hidden state's share of their first convolution with it); the RLA 1x1
-``conv_out`` runs as ``aten::bmm``, which MMEngine counts already.
+element-wise.) The RLA
+backbones are traced in their literal formulation (:func:`literal_rla`):
+the optimised forward skips the terms of the zero initial state and folds
+norms into matrix products, which would hide part of the architecture's
+cost.
 
 The paper prints params and FLOPs in binary units: "24.67M" parameters is
 ``params / 1024**2`` and "4.17G" FLOPs is ``MACs / 1024**3``, both for the
@@ -19,22 +20,24 @@ ImageNet network with its classifier (:class:`RLAClassifier`).
 Training curves are read from MMEngine's ``vis_data/scalars.json`` files
 (one JSON object per line, see :func:`load_curves`).
 """
+import contextlib
 import functools
 import glob
 import json
 import math
 import os.path as osp
 from collections import Counter
-from typing import Any, Dict, List, NamedTuple, Sequence, Tuple, Union
+from typing import (Any, Dict, Iterator, List, NamedTuple, Sequence, Tuple,
+                    Union)
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.analysis import FlopAnalyzer, parameter_count
-from mmengine.analysis.jit_handles import get_shape
 
 from .backbones import RLAResNet
+from .backbones.reference import reference_run_stages
 
 __all__ = [
     'RLAClassifier', 'Complexity', 'complexity', 'count_params',
@@ -44,13 +47,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- complexity
-def _baddbmm_flop(inputs: List[Any], outputs: List[Any]) -> int:
-    """MACs of ``baddbmm(input, batch1, batch2)``: b * n * k * m."""
-    b, n, k = get_shape(inputs[1])
-    m = get_shape(inputs[2])[-1]
-    return b * n * k * m
-
-
 class Complexity(NamedTuple):
     """What :func:`complexity` counted.
 
@@ -70,29 +66,47 @@ def count_params(model: nn.Module) -> int:
     return int(parameter_count(model)[''])
 
 
+@contextlib.contextmanager
+def literal_rla(model: nn.Module) -> Iterator[None]:
+    """Run every RLA backbone inside ``model`` with the literal forward.
+
+    The optimised forward skips terms of the all-zero initial state and, in
+    inference, folds norms into matrix products; the architecture's FLOPs
+    are those of the literal formulation (what the paper counts), so the
+    analysis traces that one.
+    """
+    backbones = [m for m in model.modules() if isinstance(m, RLAResNet)]
+    for m in backbones:
+        m.run_stages = functools.partial(reference_run_stages, m)
+    try:
+        yield
+    finally:
+        for m in backbones:
+            del m.run_stages
+
+
 def complexity(model: nn.Module, inputs: Union[torch.Tensor, Tuple]
                ) -> Complexity:
     """Params and MACs of ``model(*inputs)``, by MMEngine's FlopAnalyzer.
 
-    The MACs are those of the whole batch in ``inputs``.
+    The MACs are those of the whole batch in ``inputs``, with the RLA
+    backbones traced in their literal formulation (:func:`literal_rla`).
     """
     if not isinstance(inputs, tuple):
         inputs = (inputs, )
     analyzer = FlopAnalyzer(model, inputs)
-    analyzer.set_op_handle(**{
-        'aten::baddbmm': _baddbmm_flop,
-        'aten::baddbmm_': _baddbmm_flop,
-    })
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
-    flops = int(analyzer.total())
     children = [name for name, _ in model.named_children()]
-    by_module = analyzer.by_module()
+    with literal_rla(model):
+        flops = int(analyzer.total())
+        by_module = analyzer.by_module()
+        by_operator = analyzer.by_operator()
+        uncounted = dict(Counter(analyzer.unsupported_ops()))
     return Complexity(
         count_params(model), flops,
-        {k: int(v) for k, v in analyzer.by_operator().items()},
-        {name: int(by_module.get(name, 0)) for name in children},
-        dict(Counter(analyzer.unsupported_ops())))
+        {k: int(v) for k, v in by_operator.items()},
+        {name: int(by_module.get(name, 0)) for name in children}, uncounted)
 
 
 def binary_units(params: int, flops: int) -> Tuple[str, str]:
@@ -157,11 +171,7 @@ class RLAClassifier(nn.Module):
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         """Logits of the classifier, ``(B, num_classes)``."""
         net = self.backbone
-        x = net._stem(img)
-        h = x.new_zeros(x.shape[0], net.rla_channel, *x.shape[2:])
-        for s in range(net.num_stages):
-            for i in range(len(net.stages[s])):
-                x, h = net._step(s, i, x, h)
+        _, x, h = net.run_stages(img)
         # The update after the last block, which the detection backbone
         # skips because no detector reads it.
         s = net.num_stages - 1

@@ -34,8 +34,9 @@ def _block(block, x: torch.Tensor,
     return block.relu(out), h
 
 
-def reference_forward(model, img: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-    """The outputs of ``model`` (an :class:`RLAResNet`), computed literally."""
+def reference_run_stages(model, img: torch.Tensor):
+    """``(outputs, last x, last h)`` like :meth:`RLAResNet.run_stages`,
+    computed literally."""
     if model.deep_stem:
         x = model.stem(img)
     else:
@@ -53,4 +54,9 @@ def reference_forward(model, img: torch.Tensor) -> Tuple[torch.Tensor, ...]:
                 h = model.recurrent_convs[s](torch.tanh(y))
         if s in model.out_indices:
             outs.append(x)
-    return tuple(outs)
+    return tuple(outs), x, h
+
+
+def reference_forward(model, img: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    """The outputs of ``model`` (an :class:`RLAResNet`), computed literally."""
+    return reference_run_stages(model, img)[0]

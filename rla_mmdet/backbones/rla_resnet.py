@@ -883,7 +883,18 @@ class RLAResNet(BaseModule):
                 "CPU: use norm_cfg=dict(type='BN') (or norm_eval=True), or "
                 'convert the model with '
                 'mmengine.model.revert_sync_batchnorm(model).')
-        x = self._stem(x)
+        return self.run_stages(x)[0]
+
+    def run_stages(
+        self, img: torch.Tensor
+    ) -> Tuple[Tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
+        """``(outputs of out_indices, last x, last h)``.
+
+        ``h`` is the hidden state entering the update after the last block,
+        which the backbone does not compute (a classifier built on it, such
+        as the paper's ImageNet head, does).
+        """
+        x = self._stem(img)
         # h starts at zero: None spares the first block its zero terms.
         h, x_part = None, None
         outs = []
@@ -897,7 +908,7 @@ class RLAResNet(BaseModule):
                     x, h, x_part = self._step(s, i, x, h, x_part)
             if s in self.out_indices:
                 outs.append(x)
-        return tuple(outs)
+        return tuple(outs), x, h
 
     # --------------------------------------------------------------- training
     def _freeze_stages(self) -> None:
