@@ -212,6 +212,12 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
     """
     if launcher == 'none' or torch.cuda.is_available():
         return
+    if launcher != 'pytorch':
+        raise ValueError(
+            f'--launcher {launcher} needs GPUs (MMEngine sets the CUDA device '
+            'of each process); on a machine without GPUs use '
+            'tools/dist_train.sh / dist_test.sh (--launcher pytorch), which '
+            'run CPU processes with the gloo backend.')
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'

@@ -253,3 +253,13 @@ def test_checkpoint_save_killed_midway_leaves_the_last_one_intact(tmp_path):
     assert latest == str(tmp_path / 'epoch_1.pth')
     loaded = torch.load(latest)
     assert torch.equal(loaded['state_dict']['w'], torch.ones(3))
+
+
+def test_slurm_launcher_without_gpus_says_what_to_use():
+    from rla_mmdet.launch import setup_distributed
+    if torch.cuda.is_available():
+        pytest.skip('this machine has GPUs: the slurm launcher works')
+    cfg = load_config(FASTER)
+    with pytest.raises(ValueError, match='dist_train.sh'):
+        setup_distributed(cfg, 'slurm')
+    setup_distributed(cfg, 'none')  # nothing to set up
