@@ -27,15 +27,6 @@ SIZE = 64  # of the shapes_data images
 # predictions (tools/test.py fails on it with KeyError: 'scale_factor').
 # Until that config is fixed, the demo runs with its pipeline plus an
 # identity Resize.
-_PIPELINE_FIX = """
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='Resize', scale_factor=1.0),
-    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape',
-                                          'img_shape', 'scale_factor'))]
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-"""
 # Ten predictions per image keep the drawing of masks quick.
 _FEWER = 'model = dict(test_cfg=dict(rcnn=dict(max_per_img=10)))\n'
 
@@ -55,7 +46,7 @@ def setup(tmp_path_factory, shapes_data):
     # The demo itself must register the RLA backbone.
     config = root / 'mask_rcnn_no_imports.py'
     config.write_text(f'_base_ = {SHAPES_CONFIG!r}\ncustom_imports = None\n'
-                      + _FEWER + _PIPELINE_FIX)
+                      + _FEWER)
     cfg = Config.fromfile(SHAPES_CONFIG)
     init_default_scope('mmdet')
     from mmdet.registry import MODELS
