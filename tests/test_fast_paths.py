@@ -147,7 +147,7 @@ def test_benchmark_tool_runs_and_writes_json(tmp_path):
     assert 'ratio(min)' in proc.stdout
     result = json.loads(out.read_text())
     assert set(result['eval_forward']) == {'rla', 'resnet', 'literal'}
-    assert set(result['train_step']) == {'rla', 'resnet', 'rla_cp',
+    assert set(result['train_step']) == {'rla', 'resnet', 'rla_cp', 'literal',
                                          'resnet_cp'}
     assert result['eval_forward']['resnet']['ratio_min'] == 1.0
     assert result['saved_activations']['ratio'] > 1.0
