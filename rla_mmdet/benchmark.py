@@ -18,7 +18,8 @@ from .backbones.reference import reference_forward
 
 
 class _Literal(nn.Module):
-    """An RLA backbone run with the literal forward of the spec."""
+    """An RLA backbone run with the literal forward of the spec: the
+    straightforward implementation, the "before" of the optimisations."""
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
@@ -196,7 +197,7 @@ def run(depth: int = 50,
         train_repeat: int = 6,
         device: str = 'cpu',
         channels_last: bool = False,
-        with_literal: bool = False,
+        literal: bool = False,
         tasks: Sequence[str] = ('eval', 'train', 'memory', 'flops',
                                 'detector'),
         log: Callable[[str], None] = print) -> dict:
@@ -206,6 +207,7 @@ def run(depth: int = 50,
                      torch.contiguous_format)
     results: dict = dict(
         depth=depth, variant=variant, device=device,
+        rla_forward='literal' if literal else 'optimised',
         device_name=(torch.cuda.get_device_name(device)
                      if device.startswith('cuda') else 'cpu'),
         threads=torch.get_num_threads(), torch=torch.__version__,
@@ -219,10 +221,9 @@ def run(depth: int = 50,
             m.to(memory_format=memory_format)
         x = torch.rand(1, 3, *shape, device=device).to(
             memory_format=memory_format)
+        if literal:
+            models['rla'] = _Literal(models['rla'])
         fns = {name: (lambda m=m: m(x)) for name, m in models.items()}
-        if with_literal:
-            literal = _Literal(models['rla'])
-            fns['literal'] = lambda: literal(x)
         with torch.no_grad():
             times = time_interleaved(fns, repeat, device=device)
         results['eval_forward'] = summarize(times)
@@ -238,15 +239,14 @@ def run(depth: int = 50,
             for name, m in models.items():
                 m.train()
                 m.to(memory_format=memory_format)
+                if literal and name == 'rla':
+                    m = _Literal(m)
                 variants[f'{name}{"_cp" if with_cp else ""}'] = m
         x = torch.rand(train_batch, 3, *train_shape, device=device).to(
             memory_format=memory_format)
-        literal = _Literal(variants['rla'])
         if 'train' in tasks:
             fns = {name: (lambda m=m: train_step(m, x))
                    for name, m in variants.items()}
-            if with_literal:
-                fns['literal'] = lambda: train_step(literal, x)
             times = time_interleaved(fns, train_repeat, device=device)
             results['train_step'] = summarize(times)
             log(_table(f'training step, batch {train_batch}, '
@@ -264,8 +264,6 @@ def run(depth: int = 50,
         if 'memory' in tasks:
             saved = {name: saved_activation_bytes(m, x)
                      for name, m in variants.items()}
-            if with_literal:
-                saved['literal'] = saved_activation_bytes(literal, x)
             results['saved_activations'] = dict(
                 bytes=saved,
                 ratio=saved['rla'] / saved['resnet'],
@@ -302,6 +300,15 @@ def run(depth: int = 50,
                 for name, m in detectors.items()}
         fns = {name: (lambda m=m, d=data[name]: m(**d, mode='predict'))
                for name, m in detectors.items()}
+        if literal:
+            from .analysis import literal_rla
+            rla_det, rla_data = detectors['rla'], data['rla']
+
+            def literal_detector():
+                with literal_rla(rla_det):
+                    return rla_det(**rla_data, mode='predict')
+
+            fns['rla'] = literal_detector
         with torch.no_grad():
             times = time_interleaved(fns, max(repeat // 2, 3), device=device)
         results['detector_inference'] = summarize(times)

@@ -140,15 +140,16 @@ def test_benchmark_tool_runs_and_writes_json(tmp_path):
     proc = subprocess.run(
         [sys.executable, 'tools/analysis/benchmark.py', '--depth', '18',
          '--shape', '64', '64', '--train-shape', '64', '64', '--repeat', '2',
-         '--train-repeat', '1', '--with-literal', '--tasks', 'eval', 'train',
+         '--train-repeat', '1', '--tasks', 'eval', 'train',
          'memory', 'flops', '--json', str(out)],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'ratio(min)' in proc.stdout
     result = json.loads(out.read_text())
-    assert set(result['eval_forward']) == {'rla', 'resnet', 'literal'}
-    assert set(result['train_step']) == {'rla', 'resnet', 'rla_cp', 'literal',
+    assert set(result['eval_forward']) == {'rla', 'resnet'}
+    assert set(result['train_step']) == {'rla', 'resnet', 'rla_cp',
                                          'resnet_cp'}
+    assert result['rla_forward'] == 'optimised'
     assert result['eval_forward']['resnet']['ratio_min'] == 1.0
     assert result['saved_activations']['ratio'] > 1.0
     comp = result['complexity']

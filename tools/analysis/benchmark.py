@@ -44,8 +44,10 @@ def parse_args(argv=None):
                    else 'cpu')
     p.add_argument('--channels-last', action='store_true',
                    help='run both models in channels_last memory format')
-    p.add_argument('--with-literal', action='store_true',
-                   help='also time the literal (unoptimised) RLA forward')
+    p.add_argument('--literal', action='store_true',
+                   help='run the RLA backbone with the literal forward of the '
+                   'spec (the straightforward implementation) instead of the '
+                   'optimised one')
     p.add_argument('--tasks', nargs='+', choices=TASKS, default=list(TASKS))
     p.add_argument('--json', help='write the results to this JSON file')
     args = p.parse_args(argv)
@@ -65,7 +67,7 @@ def main(argv=None):
         train_shape=args.train_shape, train_batch=args.train_batch,
         repeat=args.repeat, train_repeat=args.train_repeat,
         device=args.device, channels_last=args.channels_last,
-        with_literal=args.with_literal, tasks=args.tasks)
+        literal=args.literal, tasks=args.tasks)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=2)
