@@ -839,8 +839,7 @@ class RLAResNet(BaseModule):
             return self.recurrent_convs[stage](y.tanh_()), None
         x_part = None
         nxt = (self._next_conv1(stage, index)
-               if not self.with_cp and _needs_grad(x, conv_out.weight) else
-               None)
+               if _needs_grad(x, conv_out.weight) else None)
         if nxt is not None:
             c = x.shape[1]
             x_part, y = _StackedConv1x1.apply(x, nxt.weight[:, :c],
@@ -901,9 +900,8 @@ class RLAResNet(BaseModule):
         for s in range(self.num_stages):
             for i in range(len(self.stages[s])):
                 if self._use_cp(s, i, x, h):
-                    # with_cp never precomputes x_part (see _update)
                     x, h, x_part = cp.checkpoint(
-                        self._step, s, i, x, h, None, use_reentrant=False)
+                        self._step, s, i, x, h, x_part, use_reentrant=False)
                 else:
                     x, h, x_part = self._step(s, i, x, h, x_part)
             if s in self.out_indices:
