@@ -225,6 +225,19 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
         cfg.model_wrapper_cfg = dict(type='AnyDeviceDistributedDataParallel')
 
 
+def teardown_distributed() -> None:
+    """End a distributed run cleanly once every rank is done.
+
+    Without this the gloo process group is torn down by the interpreter's
+    exit, where a rank that exits while its peer still talks to it can abort
+    ("terminate called without an active exception") and turn a finished run
+    into a failed job. A barrier first, so no rank leaves early.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def apply_common_args(cfg: Config, args: Any, config_path: str) -> None:
     """``--launcher`` and ``--work-dir`` as MMDetection's tools apply them."""
     cfg.launcher = args.launcher

@@ -23,7 +23,8 @@ from mmengine.runner import Runner  # noqa: E402
 import rla_mmdet  # noqa: E402,F401
 from rla_mmdet.data_checks import check_datasets  # noqa: E402
 from rla_mmdet.launch import (apply_common_args, check_model_config,  # noqa
-                              load_config, setup_distributed)
+                              load_config, setup_distributed,
+                              teardown_distributed)
 
 
 def parse_args(argv=None):
@@ -87,7 +88,9 @@ def main(argv=None):
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=args.out))
-    return runner.test()
+    metrics = runner.test()
+    teardown_distributed()
+    return metrics
 
 
 if __name__ == '__main__':

@@ -20,7 +20,8 @@ import rla_mmdet  # noqa: E402,F401  registers the RLA backbones
 from rla_mmdet.data_checks import check_datasets  # noqa: E402
 from rla_mmdet.launch import (apply_common_args, check_model_config,  # noqa
                               check_pretrained, load_config,
-                              protect_work_dir, setup_distributed)
+                              protect_work_dir, setup_distributed,
+                              teardown_distributed)
 
 
 def parse_args(argv=None):
@@ -97,6 +98,7 @@ def main(argv=None):
     else:
         runner = RUNNERS.build(cfg)
     runner.train()
+    teardown_distributed()
 
 
 if __name__ == '__main__':
