@@ -135,6 +135,48 @@ def train_step(model: nn.Module, inputs: torch.Tensor) -> None:
         p.grad = None
 
 
+def op_profile(fns: Dict[str, Callable[[], object]],
+               steps: int = 2,
+               warmup: int = 1) -> Dict[str, Dict[str, float]]:
+    """Self CPU time per operator (ms per call of ``fn``), from
+    ``torch.profiler``: where each model's time goes, backward included.
+
+    The profiler's own per-op overhead inflates the totals, most for the
+    model with more (and smaller) operators; compare the per-op figures,
+    take the ratios from the timed runs.
+    """
+    from torch.profiler import ProfilerActivity, profile
+    out = {}
+    for name, fn in fns.items():
+        for _ in range(warmup):
+            fn()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                fn()
+        per_op: Dict[str, float] = {}
+        for event in prof.key_averages():
+            per_op[event.key] = per_op.get(event.key, 0.0) + \
+                event.self_cpu_time_total / 1e3 / steps
+        out[name] = per_op
+    return out
+
+
+def _profile_table(title: str, ops: Dict[str, Dict[str, float]],
+                   top: int = 12) -> str:
+    rla, base = ops['rla'], ops['resnet']
+    names = sorted(set(rla) | set(base),
+                   key=lambda k: -abs(rla.get(k, 0.0) - base.get(k, 0.0)))
+    lines = [title,
+             f"  {'operator (self CPU time)':<44}{'rla ms':>10}"
+             f"{'resnet ms':>11}{'extra ms':>10}"]
+    for key in names[:top]:
+        a, b = rla.get(key, 0.0), base.get(key, 0.0)
+        lines.append(f'  {key[:43]:<44}{a:>10.1f}{b:>11.1f}{a - b:>+10.1f}')
+    a, b = sum(rla.values()), sum(base.values())
+    lines.append(f"  {'all operators':<44}{a:>10.1f}{b:>11.1f}{a - b:>+10.1f}")
+    return '\n'.join(lines)
+
+
 def complexity(model: nn.Module, shape: Tuple[int, int]) -> dict:
     """Parameters and FLOPs (multiply-adds) from ``mmengine.analysis``."""
     from .analysis import complexity as count
@@ -199,7 +241,7 @@ def run(depth: int = 50,
         channels_last: bool = False,
         literal: bool = False,
         tasks: Sequence[str] = ('eval', 'train', 'memory', 'flops',
-                                'detector'),
+                                'detector'),  # and 'profile'
         log: Callable[[str], None] = print) -> dict:
     """Run the selected measurements and return them as a dict."""
     shape, train_shape = tuple(shape), tuple(train_shape)
@@ -277,6 +319,23 @@ def run(depth: int = 50,
                 f"{results['saved_activations']['rla_cp_saving']:.1%} of "
                 'RLA\'s bytes')
         del variants, x
+
+    if 'profile' in tasks:
+        models = build_backbones(depth, variant, device, frozen_stages=1)
+        for name, m in models.items():
+            m.train()
+            m.to(memory_format=memory_format)
+            if literal and name == 'rla':
+                models[name] = _Literal(m)
+        x = torch.rand(train_batch, 3, *train_shape, device=device).to(
+            memory_format=memory_format)
+        ops = op_profile({name: (lambda m=m: train_step(m, x))
+                          for name, m in models.items()})
+        results['train_profile_ms'] = ops
+        log(_profile_table(
+            f'training step profile, batch {train_batch}, '
+            f'{train_shape[0]}x{train_shape[1]} (largest differences)', ops))
+        del models, x
 
     if 'flops' in tasks:
         models = build_backbones(depth, variant, device)

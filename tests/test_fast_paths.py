@@ -141,7 +141,7 @@ def test_benchmark_tool_runs_and_writes_json(tmp_path):
         [sys.executable, 'tools/analysis/benchmark.py', '--depth', '18',
          '--shape', '64', '64', '--train-shape', '64', '64', '--repeat', '2',
          '--train-repeat', '1', '--tasks', 'eval', 'train',
-         'memory', 'flops', '--json', str(out)],
+         'memory', 'flops', 'profile', '--json', str(out)],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'ratio(min)' in proc.stdout
@@ -156,6 +156,18 @@ def test_benchmark_tool_runs_and_writes_json(tmp_path):
     assert comp['rla']['params'] == sum(
         p.numel() for p in RLAResNet(depth=18).parameters())
     assert comp['ratio_flops'] > 1.0
+    # The profile covers forward and backward of both models, and RLA's
+    # extra operators (the hidden state's tanh) show up only on its side.
+    profile = result['train_profile_ms']
+    assert 'training step profile' in proc.stdout
+    for name in ('rla', 'resnet'):
+        assert any('convolution' in k and 'backward' in k.lower()
+                   for k in profile[name]), sorted(profile[name])[:20]
+    def tanh_ms(ops):
+        return sum(v for k, v in ops.items() if k.startswith('aten::tanh'))
+
+    assert tanh_ms(profile['rla']) > 0
+    assert tanh_ms(profile['resnet']) == 0
 
 
 @pytest.mark.parametrize('cls,kwargs', [(RLAResNet, {}),

@@ -5,6 +5,7 @@ Examples:
     python tools/analysis/benchmark.py --depth 101 --variant eca
     python tools/analysis/benchmark.py --device cuda --json out.json
     python tools/analysis/benchmark.py --tasks eval --shape 512 512
+    python tools/analysis/benchmark.py --tasks profile   # where the time goes
 
 Both models run interleaved in this process; ratios are RLA / ResNet.
 """
@@ -22,7 +23,8 @@ from mmengine.logging import MMLogger  # noqa: E402
 
 from rla_mmdet.benchmark import run  # noqa: E402
 
-TASKS = ('eval', 'train', 'memory', 'flops', 'detector')
+TASKS = ('eval', 'train', 'memory', 'flops', 'detector', 'profile')
+DEFAULT_TASKS = TASKS[:-1]  # the profile is asked for by name
 
 
 def parse_args(argv=None):
@@ -48,7 +50,11 @@ def parse_args(argv=None):
                    help='run the RLA backbone with the literal forward of the '
                    'spec (the straightforward implementation) instead of the '
                    'optimised one')
-    p.add_argument('--tasks', nargs='+', choices=TASKS, default=list(TASKS))
+    p.add_argument('--tasks', nargs='+', choices=TASKS,
+                   default=list(DEFAULT_TASKS),
+                   help='what to measure (default: all but profile, which '
+                   'lists the operators of a training step that cost RLA '
+                   'its extra time)')
     p.add_argument('--json', help='write the results to this JSON file')
     args = p.parse_args(argv)
     for name in ('repeat', 'train_repeat', 'train_batch'):
