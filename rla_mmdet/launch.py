@@ -8,6 +8,7 @@ holding another run's checkpoints) and the set-up that lets the distributed
 path run on machines without GPUs (gloo process group, DDP without
 ``device_ids``).
 """
+import argparse
 import glob
 import os
 import os.path as osp
@@ -15,7 +16,7 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
@@ -236,6 +237,25 @@ def teardown_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def parse_tool_args(parser: argparse.ArgumentParser,
+                    argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Add the options ``tools/train.py`` and ``tools/test.py`` share with
+    MMDetection's (``--cfg-options``, ``--launcher``, ``--local-rank``) and
+    parse ``argv``; ``LOCAL_RANK`` is set from ``--local-rank`` for launchers
+    that pass it as an argument."""
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value (see MMEngine DictAction)')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
 
 
 def apply_common_args(cfg: Config, args: Any, config_path: str) -> None:

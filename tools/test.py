@@ -10,21 +10,19 @@ per-class AP; ``test_evaluator.format_only=True
 test_evaluator.outfile_prefix=DIR/results`` writes test-dev JSON files.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import rla_mmdet  # noqa: E402,F401
 from rla_mmdet.data_checks import check_datasets  # noqa: E402
 from rla_mmdet.launch import (apply_common_args, check_model_config,  # noqa
-                              load_config, setup_distributed,
-                              teardown_distributed)
+                              load_config, parse_tool_args,
+                              setup_distributed, teardown_distributed)
 
 
 def parse_args(argv=None):
@@ -45,17 +43,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--skip-data-check', action='store_true',
         help='do not read the annotation file and check the images first')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, key=value (see MMEngine DictAction)')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_tool_args(parser, argv)
 
 
 def main(argv=None):

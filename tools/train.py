@@ -5,14 +5,12 @@ Usage: python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
        [--launcher {none,pytorch,slurm,mpi}]
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 # Let the script run from a clone without installing the package.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -20,8 +18,8 @@ import rla_mmdet  # noqa: E402,F401  registers the RLA backbones
 from rla_mmdet.data_checks import check_datasets  # noqa: E402
 from rla_mmdet.launch import (apply_common_args, check_model_config,  # noqa
                               check_pretrained, load_config,
-                              protect_work_dir, setup_distributed,
-                              teardown_distributed)
+                              parse_tool_args, protect_work_dir,
+                              setup_distributed, teardown_distributed)
 
 
 def parse_args(argv=None):
@@ -47,17 +45,7 @@ def parse_args(argv=None):
         '--skip-data-check', action='store_true',
         help='do not read the annotation files and check the images before '
         'training (saves a few seconds on COCO-sized datasets)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, key=value (see MMEngine DictAction)')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_tool_args(parser, argv)
 
 
 def main(argv=None):
