@@ -136,29 +136,40 @@ def train_step(model: nn.Module, inputs: torch.Tensor) -> None:
 
 
 def op_profile(fns: Dict[str, Callable[[], object]],
-               steps: int = 2,
-               warmup: int = 1) -> Dict[str, Dict[str, float]]:
+               steps: int = 5,
+               warmup: int = 2) -> Dict[str, Dict[str, float]]:
     """Self CPU time per operator (ms per call of ``fn``), from
     ``torch.profiler``: where each model's time goes, backward included.
 
-    The profiler's own per-op overhead inflates the totals, most for the
-    model with more (and smaller) operators; compare the per-op figures,
-    take the ratios from the timed runs.
+    Every call is profiled on its own, the functions alternating as in
+    :func:`time_interleaved`, and each operator's time is its median over
+    the ``steps`` calls, so one slow call does not skew the table. The
+    profiler's own per-op overhead inflates the totals, most for the model
+    with more (and smaller) operators: compare the per-op figures, take the
+    ratios from the timed runs.
     """
     from torch.profiler import ProfilerActivity, profile
-    out = {}
-    for name, fn in fns.items():
-        for _ in range(warmup):
-            fn()
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            for _ in range(steps):
-                fn()
-        per_op: Dict[str, float] = {}
-        for event in prof.key_averages():
-            per_op[event.key] = per_op.get(event.key, 0.0) + \
-                event.self_cpu_time_total / 1e3 / steps
-        out[name] = per_op
-    return out
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    samples: Dict[str, List[Dict[str, float]]] = {name: [] for name in names}
+    for step in range(steps):
+        for name in (names if step % 2 == 0 else names[::-1]):
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                fns[name]()
+            per_op: Dict[str, float] = {}
+            for event in prof.key_averages():
+                per_op[event.key] = per_op.get(event.key, 0.0) + \
+                    event.self_cpu_time_total / 1e3
+            samples[name].append(per_op)
+    return {
+        name: {
+            op: statistics.median(s.get(op, 0.0) for s in runs)
+            for op in set().union(*runs)
+        }
+        for name, runs in samples.items()
+    }
 
 
 def _profile_table(title: str, ops: Dict[str, Dict[str, float]],
@@ -167,13 +178,13 @@ def _profile_table(title: str, ops: Dict[str, Dict[str, float]],
     names = sorted(set(rla) | set(base),
                    key=lambda k: -abs(rla.get(k, 0.0) - base.get(k, 0.0)))
     lines = [title,
-             f"  {'operator (self CPU time)':<44}{'rla ms':>10}"
+             f"  {'operator (self CPU time)':<56}{'rla ms':>10}"
              f"{'resnet ms':>11}{'extra ms':>10}"]
     for key in names[:top]:
         a, b = rla.get(key, 0.0), base.get(key, 0.0)
-        lines.append(f'  {key[:43]:<44}{a:>10.1f}{b:>11.1f}{a - b:>+10.1f}')
+        lines.append(f'  {key[:55]:<56}{a:>10.1f}{b:>11.1f}{a - b:>+10.1f}')
     a, b = sum(rla.values()), sum(base.values())
-    lines.append(f"  {'all operators':<44}{a:>10.1f}{b:>11.1f}{a - b:>+10.1f}")
+    lines.append(f"  {'all operators':<56}{a:>10.1f}{b:>11.1f}{a - b:>+10.1f}")
     return '\n'.join(lines)
 
 
@@ -256,6 +267,17 @@ def run(depth: int = 50,
         channels_last=channels_last, shape=shape, train_shape=train_shape,
         train_batch=train_batch)
 
+    def train_models(with_cp: bool = False) -> Dict[str, nn.Module]:
+        """RLA and ResNet set up for the training step (frozen_stages=1)."""
+        models = build_backbones(depth, variant, device, frozen_stages=1,
+                                 with_cp=with_cp)
+        for name, m in models.items():
+            m.train()
+            m.to(memory_format=memory_format)
+            if literal and name == 'rla':
+                models[name] = _Literal(m)
+        return models
+
     if 'eval' in tasks:
         models = build_backbones(depth, variant, device)
         for m in models.values():
@@ -276,13 +298,7 @@ def run(depth: int = 50,
     if 'train' in tasks or 'memory' in tasks:
         variants = {}
         for with_cp in (False, True):
-            models = build_backbones(depth, variant, device, frozen_stages=1,
-                                     with_cp=with_cp)
-            for name, m in models.items():
-                m.train()
-                m.to(memory_format=memory_format)
-                if literal and name == 'rla':
-                    m = _Literal(m)
+            for name, m in train_models(with_cp=with_cp).items():
                 variants[f'{name}{"_cp" if with_cp else ""}'] = m
         x = torch.rand(train_batch, 3, *train_shape, device=device).to(
             memory_format=memory_format)
@@ -321,12 +337,7 @@ def run(depth: int = 50,
         del variants, x
 
     if 'profile' in tasks:
-        models = build_backbones(depth, variant, device, frozen_stages=1)
-        for name, m in models.items():
-            m.train()
-            m.to(memory_format=memory_format)
-            if literal and name == 'rla':
-                models[name] = _Literal(m)
+        models = train_models()
         x = torch.rand(train_batch, 3, *train_shape, device=device).to(
             memory_format=memory_format)
         ops = op_profile({name: (lambda m=m: train_step(m, x))

@@ -163,6 +163,7 @@ def test_benchmark_tool_runs_and_writes_json(tmp_path):
     for name in ('rla', 'resnet'):
         assert any('convolution' in k and 'backward' in k.lower()
                    for k in profile[name]), sorted(profile[name])[:20]
+
     def tanh_ms(ops):
         return sum(v for k, v in ops.items() if k.startswith('aten::tanh'))
 
