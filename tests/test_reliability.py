@@ -20,8 +20,9 @@ from rla_mmdet.data_checks import (DatasetWarning, check_coco_split,
                                    check_datasets, dataset_classes)
 from rla_mmdet.engine import AtomicLocalBackend, EpochSeedHook, NonFiniteLossHook
 from rla_mmdet.engine.fileio import atomic_write
-from rla_mmdet.launch import (check_model_config, check_pretrained,
-                              load_config, protect_work_dir, set_data_root)
+from rla_mmdet.launch import (auto_resume_fallback, check_model_config,
+                              check_pretrained, load_config,
+                              protect_work_dir, set_data_root)
 
 FASTER = 'configs/faster_rcnn/faster-rcnn_rla-r50_fpn_1x_coco.py'
 
@@ -70,6 +71,27 @@ def test_work_dir_with_another_runs_checkpoints_is_protected(tmp_path):
         protect_work_dir(str(tmp_path), resume=False, load_from=None)
     protect_work_dir(str(tmp_path), resume=True, load_from=None)
     assert (tmp_path / 'epoch_3.pth').read_bytes() == b'x'
+
+
+def test_auto_resume_survives_a_cut_last_checkpoint_pointer(tmp_path):
+    work_dir = str(tmp_path)
+    pointer = tmp_path / 'last_checkpoint'
+    assert auto_resume_fallback(work_dir) is None  # nothing to resume yet
+    older, newer = tmp_path / 'epoch_2.pth', tmp_path / 'epoch_10.pth'
+    older.write_bytes(b'old')
+    newer.write_bytes(b'new')
+    os.utime(older, (1000, 1000))
+    os.utime(newer, (2000, 2000))
+    pointer.write_text(str(newer))
+    assert auto_resume_fallback(work_dir) is None  # MMEngine's pointer is fine
+    for broken in ('', '   \n', str(tmp_path / 'epo'), str(newer)[:-3]):
+        pointer.write_text(broken)
+        assert auto_resume_fallback(work_dir) == str(newer), repr(broken)
+    assert pointer.read_text() == str(newer)[:-3]  # the file is left as is
+    older.unlink()
+    newer.unlink()
+    with pytest.raises(FileNotFoundError, match='last_checkpoint.*--resume'):
+        auto_resume_fallback(work_dir)
 
 
 def test_data_root_rewrites_datasets_and_evaluators(tmp_path):

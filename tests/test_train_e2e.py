@@ -85,6 +85,19 @@ def test_resume_continues_the_iteration_count(first_run, run_tool,
                            second['state_dict'][key])
 
 
+def test_resume_with_a_cut_last_checkpoint_pointer(first_run, run_tool,
+                                                   shapes_data, tmp_path):
+    """A run killed while MMEngine rewrote last_checkpoint still resumes."""
+    work_dir = str(tmp_path / 'cut')
+    shutil.copytree(first_run[0], work_dir)
+    with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
+        f.write(osp.join(work_dir, 'epoch_'))  # the write stopped here
+    proc = _train(run_tool, shapes_data, work_dir, 2, '--resume')
+    assert 'resuming from the newest checkpoint' in proc.stdout
+    assert 'resumed epoch: 1, iter: 4' in proc.stdout
+    assert osp.isfile(osp.join(work_dir, 'epoch_2.pth'))
+
+
 def test_resumed_run_equals_the_uninterrupted_one(first_run, run_tool,
                                                   shapes_data, tmp_path):
     """Two epochs in one go give the weights of one epoch + a resume."""

@@ -16,8 +16,9 @@ from mmengine.runner import Runner  # noqa: E402
 
 import rla_mmdet  # noqa: E402,F401  registers the RLA backbones
 from rla_mmdet.data_checks import check_datasets  # noqa: E402
-from rla_mmdet.launch import (apply_common_args, check_model_config,  # noqa
-                              check_pretrained, load_config,
+from rla_mmdet.launch import (apply_common_args, auto_resume_fallback,  # noqa
+                              check_model_config, check_pretrained,
+                              load_config,
                               parse_tool_args, protect_work_dir,
                               setup_distributed, teardown_distributed)
 
@@ -65,7 +66,7 @@ def main(argv=None):
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
         cfg.resume = True
-        cfg.load_from = None
+        cfg.load_from = auto_resume_fallback(cfg.work_dir)
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
