@@ -149,20 +149,20 @@ def op_profile(fns: Dict[str, Callable[[], object]],
     ratios from the timed runs.
     """
     from torch.profiler import ProfilerActivity, profile
-    names = list(fns)
-    for _ in range(warmup):
-        for name in names:
+    samples: Dict[str, List[Dict[str, float]]] = {name: [] for name in fns}
+
+    def profiled(name: str) -> None:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
             fns[name]()
-    samples: Dict[str, List[Dict[str, float]]] = {name: [] for name in names}
-    for step in range(steps):
-        for name in (names if step % 2 == 0 else names[::-1]):
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
-                fns[name]()
-            per_op: Dict[str, float] = {}
-            for event in prof.key_averages():
-                per_op[event.key] = per_op.get(event.key, 0.0) + \
-                    event.self_cpu_time_total / 1e3
-            samples[name].append(per_op)
+        per_op: Dict[str, float] = {}
+        for event in prof.key_averages():
+            per_op[event.key] = per_op.get(event.key, 0.0) + \
+                event.self_cpu_time_total / 1e3
+        samples[name].append(per_op)
+
+    time_interleaved(fns, 0, warmup)  # the warm-up calls only
+    time_interleaved({name: (lambda n=name: profiled(n)) for name in fns},
+                     steps, warmup=0)
     return {
         name: {
             op: statistics.median(s.get(op, 0.0) for s in runs)

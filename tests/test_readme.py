@@ -32,8 +32,7 @@ def test_every_path_the_readme_names_exists(readme):
         r'/[\w./-]*\w)', readme))
     assert len(paths) > 20, sorted(paths)
     missing = [p for p in sorted(paths)
-               if not osp.exists(osp.join(ROOT, p))
-               and not p.startswith('configs/*')]
+               if not osp.exists(osp.join(ROOT, p))]
     assert not missing, f'README names paths that do not exist: {missing}'
 
 
