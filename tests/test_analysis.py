@@ -14,7 +14,7 @@ from rla_mmdet import RLAECANet, RLAResNet
 from rla_mmdet.analysis import (RLAClassifier, binary_units,
                                 classifier_complexity, complexity,
                                 count_params, load_curves)
-from rla_mmdet.backbones.reference import reference_forward
+from rla_spec import reference_forward
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 R18_NECK = '[64,128,256,512]'

@@ -9,7 +9,7 @@ from mmdet.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from rla_mmdet import RLAECANet, RLAResNet
-from rla_mmdet.backbones.reference import reference_forward
+from rla_spec import reference_forward
 
 EXPANSION = {18: 1, 34: 1, 50: 4, 101: 4, 152: 4}
 

@@ -8,6 +8,15 @@ recurrent update whose weights are shared by all blocks of a stage::
     x, h = block(x, h)                     # residual block on cat([x, h])
     h = recurrent_convs[s](tanh(stage_bns[s][b](h + conv_outs[s](x))))
 
+``h`` starts at zero; ``conv_outs[s]`` reads the block's final output
+(after the residual add and the ReLU), as the published weights were trained.
+
+This file is the architecture only. The two RLA operators, ``conv1`` on
+``cat([x, h])`` and the update of ``h``, are :func:`rla_mmdet.layers.concat_conv`
+and :func:`rla_mmdet.layers.rla_update`, whose faster forms per device live
+in :mod:`rla_mmdet.layers` (``select_impl('literal')`` forces the literal
+ones).
+
 The module names (``stages``, ``stage_bns``, ``conv_outs``,
 ``recurrent_convs``, ``conv1``/``bn1``...) are the ones of the published
 checkpoints, so those load without renaming.
@@ -27,6 +36,7 @@ from mmdet.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..checkpoint import load_backbone_weights
+from ..layers import concat_conv, rla_update
 from ._checks import (check_bool, check_choice, check_int, check_int_tuple,
                       is_int)
 
@@ -72,181 +82,6 @@ class _SE(nn.Module):
         return x * self.fc(x.mean((2, 3))).view(b, c, 1, 1)
 
 
-def _plain_conv(conv: nn.Module) -> bool:
-    """True for a bias-free, ungrouped ``nn.Conv2d`` with zero padding."""
-    return (type(conv) is nn.Conv2d and conv.bias is None
-            and conv.groups == 1 and conv.padding_mode == 'zeros')
-
-
-def _is_nchw(*tensors: torch.Tensor) -> bool:
-    return all(t.is_contiguous() for t in tensors)
-
-
-def _needs_grad(*tensors: torch.Tensor) -> bool:
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-
-
-def conv1x1(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``conv(x)`` for a 1x1 convolution; one batched matmul on CPU NCHW.
-
-    On the CPU, a convolution over a large NCHW tensor first reorders it into
-    the kernel's blocked layout; ``W @ x`` over the flattened pixels reads
-    ``x`` where it is (about twice as fast for the 256-channel stride-4
-    maps). On GPUs, in channels_last, or for custom conv layers, ``conv`` is
-    called as is.
-    """
-    if not (x.device.type == 'cpu' and _plain_conv(conv)
-            and conv.kernel_size == (1, 1) and conv.stride == (1, 1)
-            and _is_nchw(x)):
-        return conv(x)
-    b, c, height, width = x.shape
-    weight = conv.weight.view(1, conv.out_channels, c).to(x.dtype)
-    # bmm on views: autograd keeps x itself (which the network keeps anyway)
-    # where a broadcasting matmul would save a transposed copy of it.
-    out = torch.bmm(weight.expand(b, -1, -1), x.view(b, c, height * width))
-    return out.view(b, conv.out_channels, height, width)
-
-
-class _StackedConv1x1(torch.autograd.Function):
-    """Two 1x1 convolutions of one input, run as one convolution.
-
-    ``(conv2d(x, w_a), conv2d(x, w_b))`` computed as one ``conv2d`` with the
-    weights stacked: one kernel reads ``x``, and backward yields one
-    gradient of ``x``. The two outputs are returned as separate tensors (not
-    slices of one, whose gradients autograd would scatter into zero-filled
-    copies of the whole output) and only ``x`` and the two weights are kept
-    for backward: the stacked weight is rebuilt there rather than saved.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, w_a: torch.Tensor,
-                w_b: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        device = x.device.type
-        if torch.is_autocast_enabled(device):
-            dtype = torch.get_autocast_dtype(device)
-            x, w_a, w_b = x.to(dtype), w_a.to(dtype), w_b.to(dtype)
-        ctx.save_for_backward(x, w_a, w_b)
-        with torch.autocast(device, enabled=False):
-            out = F.conv2d(x, torch.cat((w_a, w_b)))
-        n = w_a.shape[0]
-        return out[:, :n].contiguous(), out[:, n:].contiguous()
-
-    @staticmethod
-    def backward(ctx, grad_a: Optional[torch.Tensor],
-                 grad_b: Optional[torch.Tensor]):
-        x, w_a, w_b = ctx.saved_tensors
-        shape = list(x.shape)
-        if grad_a is None:
-            shape[1] = w_a.shape[0]
-            grad_a = x.new_zeros(shape)
-        if grad_b is None:
-            shape[1] = w_b.shape[0]
-            grad_b = x.new_zeros(shape)
-        grad = torch.cat((grad_a, grad_b), dim=1).to(x.dtype)
-        need_x, need_a, need_b = ctx.needs_input_grad
-        grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
-            grad, x, torch.cat((w_a, w_b)), None, [1, 1], [0, 0], [1, 1],
-            False, [0, 0], 1, [need_x, need_a or need_b, False])
-        grad_wa = grad_wb = None
-        if grad_w is not None:
-            grad_wa, grad_wb = grad_w.split([w_a.shape[0], w_b.shape[0]])
-        return grad_x, grad_wa, grad_wb
-
-
-def conv_on_concat(conv: nn.Module,
-                   x: torch.Tensor,
-                   h: Optional[torch.Tensor],
-                   x_part: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``conv(cat([x, h], dim=1))``, computed the cheapest way per device.
-
-    A convolution of a channel concatenation is the sum of convolutions of
-    its parts with the matching slices of the weight. The large part (``x``)
-    goes through the same convolution kernel as in a plain ResNet; the small
-    part (the ``k`` channels of ``h``) is added to it, as a batched matmul
-    for 1x1 convolutions on CPU NCHW tensors. This saves copying ``x`` into
-    a new tensor in every block, which costs CPU time (a large allocation)
-    and, under autograd, the memory kept for that copy.
-
-    On a GPU in inference the copy is cheap and every extra kernel launch
-    counts, so the concatenation is built and convolved once.
-
-    Args:
-        conv: The block's first convolution (input ``C + k`` channels).
-        x: The block input (``C`` channels).
-        h: The hidden state, or ``None`` for the all-zero initial state.
-        x_part: ``x``'s share of the result when it was computed already
-            (see :meth:`RLAResNet._update`).
-    """
-    if h is None:
-        if x_part is not None:
-            return x_part
-        return F.conv2d(x, conv.weight[:, :x.shape[1]], None, conv.stride,
-                        conv.padding, conv.dilation)
-    if x_part is None and (not _plain_conv(conv) or (
-            x.device.type != 'cpu' and not _needs_grad(x, h, conv.weight))):
-        return conv(torch.cat((x, h), dim=1))
-    c = x.shape[1]
-    weight = conv.weight
-    if x_part is None:
-        out = F.conv2d(x, weight[:, :c], None, conv.stride, conv.padding,
-                       conv.dilation)
-    else:
-        out = x_part
-    w_h = weight[:, c:].to(out.dtype)
-    h = h.to(out.dtype)
-    if (x.device.type == 'cpu' and conv.kernel_size == (1, 1)
-            and conv.stride == (1, 1) and h.is_contiguous()):
-        b, n = out.shape[:2]
-        w_h = w_h.reshape(1, n, -1).expand(b, -1, -1)
-        if x_part is None and out.is_contiguous():
-            out.view(b, n, -1).baddbmm_(w_h, h.flatten(2))
-            return out
-        # a precomputed part is a view of a larger output: add out of place
-        return torch.baddbmm(out.flatten(2), w_h, h.flatten(2)).view(
-            out.shape)
-    h_part = F.conv2d(h, w_h, None, conv.stride, conv.padding, conv.dilation)
-    return out + h_part if x_part is not None else out.add_(h_part)
-
-
-def _foldable(conv_out: nn.Module, norm: nn.Module, x: torch.Tensor,
-              h: Optional[torch.Tensor]) -> bool:
-    """Whether :func:`_folded_update` applies: inference on CPU NCHW tensors
-    with a plain 1x1 ``conv_out`` and a BatchNorm using running statistics.
-    """
-    return (x.device.type == 'cpu' and isinstance(norm, _BatchNorm)
-            and not norm.training and norm.running_var is not None
-            and _plain_conv(conv_out) and conv_out.kernel_size == (1, 1)
-            and conv_out.stride == (1, 1) and _is_nchw(x)
-            and (h is None or _is_nchw(h))
-            and not _needs_grad(x, conv_out.weight, *norm.parameters(),
-                                *([] if h is None else [h])))
-
-
-def _folded_update(conv_out: nn.Module, norm: _BatchNorm, x: torch.Tensor,
-                   h: Optional[torch.Tensor]) -> torch.Tensor:
-    """``norm(conv_out(x) + h)`` for an eval-mode BatchNorm, in one matmul.
-
-    The norm is an affine map ``a * y + b`` per channel, so the result is
-    ``(a W) @ x + (a * h + b)``: one ``baddbmm`` instead of a matmul, an
-    addition and a normalisation, each a pass over the hidden state.
-    """
-    b, c, height, width = x.shape
-    k = conv_out.out_channels
-    scale = torch.rsqrt(norm.running_var + norm.eps)
-    if norm.weight is not None:
-        scale = scale * norm.weight
-    shift = -norm.running_mean * scale
-    if norm.bias is not None:
-        shift = shift + norm.bias
-    scale, shift = scale.to(x.dtype).view(1, k, 1), shift.to(x.dtype).view(
-        1, k, 1)
-    weight = (conv_out.weight.view(1, k, c).to(x.dtype) *
-              scale.view(1, k, 1)).expand(b, -1, -1)
-    base = shift if h is None else torch.addcmul(shift, h.flatten(2), scale)
-    out = torch.baddbmm(base, weight, x.view(b, c, height * width))
-    return out.view(b, k, height, width)
-
-
 class _RLABlock(nn.Module):
     """Common part of the RLA residual blocks.
 
@@ -273,8 +108,7 @@ class _RLABlock(nn.Module):
         self.eca = (
             _ECA(eca_kernel_size) if eca_kernel_size is not None else None)
 
-    def residual(self, x: torch.Tensor, h: Optional[torch.Tensor],
-                 x_part: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def residual(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """The residual branch on ``cat([x, h])``, up to before the add."""
         raise NotImplementedError
 
@@ -285,20 +119,15 @@ class _RLABlock(nn.Module):
             out = self.eca(out)
         return out
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        h: Optional[torch.Tensor],
-        x_part: Optional[torch.Tensor] = None
-    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """``(output, h at the output's resolution)``.
-
-        ``h=None`` stands for the all-zero initial state; ``x_part`` is
-        ``conv1``'s share of ``x`` if it was computed beforehand.
-        """
-        out = self.residual(x, h, x_part)
-        identity = x if self.downsample is None else self.downsample(x)
-        if self.pool_hidden and h is not None:
+    def forward(self, x: torch.Tensor,
+                h: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(x, h) -> (x, h)``: the block's output, and ``h`` at its
+        resolution (pooled 2x2 when the block strides)."""
+        identity = x
+        out = self.residual(x, h)
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        if self.pool_hidden:
             h = F.avg_pool2d(h, 2, 2, ceil_mode=True)
         # In place, as in mmdet's ResNet: the branch output is not needed by
         # autograd (the norm / attention before it saved their inputs).
@@ -350,9 +179,8 @@ class _RLABasicBlock(_RLABlock):
     def last_norm(self) -> nn.Module:
         return self.bn2
 
-    def residual(self, x: torch.Tensor, h: Optional[torch.Tensor],
-                 x_part: Optional[torch.Tensor] = None) -> torch.Tensor:
-        out = self.relu(self.bn1(conv_on_concat(self.conv1, x, h, x_part)))
+    def residual(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(concat_conv(self.conv1, x, h)))
         out = self.bn2(self.conv2(out))
         return self._attention(out)
 
@@ -391,10 +219,15 @@ class _RLABottleneck(_RLABlock):
             conv_cfg, inplanes + rla_channel, width, 1, stride=stride1,
             bias=False)
         self.bn1 = build_norm_layer(norm_cfg, width)[1]
+        conv2_cfg = conv_cfg
+        if dcn is not None:
+            # mmdet's dcn key: a strided 3x3 conv stays a plain conv.
+            dcn = dict(dcn)
+            if not (dcn.pop('fallback_on_stride', False) and stride2 != 1):
+                conv2_cfg = dcn
         self.conv2 = build_conv_layer(
-            dcn if dcn is not None else conv_cfg, width, width, 3,
-            stride=stride2, padding=dilation, dilation=dilation,
-            groups=groups, bias=False)
+            conv2_cfg, width, width, 3, stride=stride2, padding=dilation,
+            dilation=dilation, groups=groups, bias=False)
         self.bn2 = build_norm_layer(norm_cfg, width)[1]
         self.conv3 = build_conv_layer(
             conv_cfg, width, out_channels, 1, bias=False)
@@ -406,9 +239,8 @@ class _RLABottleneck(_RLABlock):
     def last_norm(self) -> nn.Module:
         return self.bn3
 
-    def residual(self, x: torch.Tensor, h: Optional[torch.Tensor],
-                 x_part: Optional[torch.Tensor] = None) -> torch.Tensor:
-        out = self.relu(self.bn1(conv_on_concat(self.conv1, x, h, x_part)))
+    def residual(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(concat_conv(self.conv1, x, h)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         return self._attention(out)
@@ -802,86 +634,29 @@ class RLAResNet(BaseModule):
             x = self.relu(self.bn1(self.conv1(x)))
         return self.maxpool(x)
 
-    def _next_conv1(self, stage: int, index: int) -> Optional[nn.Module]:
-        """``conv1`` of the block after ``stages[stage][index]``, if it is a
-        plain 1x1 stride-1 convolution that can share a kernel with
-        ``conv_outs[stage]``."""
-        if index + 1 < len(self.stages[stage]):
-            nxt = self.stages[stage][index + 1]
-        elif stage + 1 < self.num_stages:
-            nxt = self.stages[stage + 1][0]
-        else:
-            return None
-        conv, conv_out = nxt.conv1, self.conv_outs[stage]
-        if (_plain_conv(conv) and _plain_conv(conv_out)
-                and conv.kernel_size == conv_out.kernel_size == (1, 1)
-                and conv.stride == conv_out.stride == (1, 1)):
-            return conv
-        return None
+    def rla_update(self, stage: int, index: int, x: torch.Tensor,
+                   h: torch.Tensor) -> torch.Tensor:
+        """The recurrent update after block ``index`` of ``stage``::
 
-    def _update(self, stage: int, index: int, x: torch.Tensor,
-                h: Optional[torch.Tensor]
-                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """The RLA update after block ``index``: the new ``h``, and the next
-        block's ``conv1`` share of ``x`` when it was computed here.
+            h = recurrent_convs[stage](tanh(stage_bns[stage][index](
+                h + conv_outs[stage](x))))
 
-        Under autograd, ``conv_outs[stage]`` and the next block's ``conv1``
-        (both 1x1 convolutions of ``x``) run as one convolution with the two
-        weights stacked: ``x`` is read once and its gradient comes out of
-        one kernel instead of two (a full-size gradient allocation and sum
-        less per block). In inference the separate, cheaper ``conv1x1`` is
-        used; there, with an eval-mode BatchNorm, ``conv_out``, the ``+ h``
-        and the norm are a single batched matmul (:func:`_folded_update`).
+        ``x`` is the block's output (after the residual add and the ReLU).
         """
-        conv_out, norm = self.conv_outs[stage], self.stage_bns[stage][index]
-        if _foldable(conv_out, norm, x, h):
-            y = _folded_update(conv_out, norm, x, h)
-            return self.recurrent_convs[stage](y.tanh_()), None
-        x_part = None
-        nxt = (self._next_conv1(stage, index)
-               if _needs_grad(x, conv_out.weight) else None)
-        if nxt is not None:
-            c = x.shape[1]
-            x_part, y = _StackedConv1x1.apply(x, nxt.weight[:, :c],
-                                              conv_out.weight)
-            if h is not None:
-                y = y + h  # outputs of a Function: no in-place ops
-        else:
-            y = conv1x1(conv_out, x)
-            if h is not None:
-                y += h
-        y = norm(y)
-        return self.recurrent_convs[stage](torch.tanh(y)), x_part
+        return rla_update(self.conv_outs[stage], self.stage_bns[stage][index],
+                          self.recurrent_convs[stage], x, h)
 
     def _step(self, stage: int, index: int, x: torch.Tensor,
-              h: Optional[torch.Tensor], x_part: Optional[torch.Tensor]
-              ) -> Tuple[torch.Tensor, Optional[torch.Tensor],
-                         Optional[torch.Tensor]]:
-        """One block of ``stage`` and, unless it is the last, its update."""
-        x, h = self.stages[stage][index](x, h, x_part)
-        x_part = None
+              h: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Block ``index`` of ``stage``, then the update of ``h`` (none after
+        the network's last block, which no output reads)."""
+        x, h = self.stages[stage][index](x, h)
         if index < len(self.stage_bns[stage]):
-            h, x_part = self._update(stage, index, x, h)
-        return x, h, x_part
-
-    def _use_cp(self, stage: int, index: int, x: torch.Tensor,
-                h: Optional[torch.Tensor]) -> bool:
-        if not (self.with_cp and torch.is_grad_enabled()):
-            return False
-        return _needs_grad(x, *([] if h is None else [h])) or any(
-            p.requires_grad for p in self.stages[stage][index].parameters())
+            h = self.rla_update(stage, index, x, h)
+        return x, h
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Return the outputs of the stages in ``out_indices``."""
-        if (self._has_sync_bn and self.training and not self.norm_eval
-                and x.device.type == 'cpu' and dist.is_available()
-                and dist.is_initialized()):
-            raise ValueError(
-                "norm_cfg=dict(type='SyncBN') synchronises batch statistics "
-                'only for GPU tensors, and this distributed run trains on the '
-                "CPU: use norm_cfg=dict(type='BN') (or norm_eval=True), or "
-                'convert the model with '
-                'mmengine.model.revert_sync_batchnorm(model).')
         return self.run_stages(x)[0]
 
     def run_stages(
@@ -893,20 +668,37 @@ class RLAResNet(BaseModule):
         which the backbone does not compute (a classifier built on it, such
         as the paper's ImageNet head, does).
         """
+        self._check_sync_bn(img)
         x = self._stem(img)
-        # h starts at zero: None spares the first block its zero terms.
-        h, x_part = None, None
+        h = x.new_zeros((x.shape[0], self.rla_channel) + x.shape[2:])
         outs = []
-        for s in range(self.num_stages):
-            for i in range(len(self.stages[s])):
-                if self._use_cp(s, i, x, h):
-                    x, h, x_part = cp.checkpoint(
-                        self._step, s, i, x, h, x_part, use_reentrant=False)
+        for s, stage in enumerate(self.stages):
+            for i in range(len(stage)):
+                if self._checkpointed(s):
+                    x, h = cp.checkpoint(
+                        self._step, s, i, x, h, use_reentrant=False)
                 else:
-                    x, h, x_part = self._step(s, i, x, h, x_part)
+                    x, h = self._step(s, i, x, h)
             if s in self.out_indices:
                 outs.append(x)
         return tuple(outs), x, h
+
+    def _checkpointed(self, stage: int) -> bool:
+        """``with_cp`` recomputes the blocks of the trained stages in
+        backward; frozen stages keep nothing for backward anyway."""
+        return (self.with_cp and self.training and torch.is_grad_enabled()
+                and stage >= self.frozen_stages)
+
+    def _check_sync_bn(self, img: torch.Tensor) -> None:
+        if (self._has_sync_bn and self.training and not self.norm_eval
+                and img.device.type == 'cpu' and dist.is_available()
+                and dist.is_initialized()):
+            raise ValueError(
+                "norm_cfg=dict(type='SyncBN') synchronises batch statistics "
+                'only for GPU tensors, and this distributed run trains on the '
+                "CPU: use norm_cfg=dict(type='BN') (or norm_eval=True), or "
+                'convert the model with '
+                'mmengine.model.revert_sync_batchnorm(model).')
 
     # --------------------------------------------------------------- training
     def _freeze_stages(self) -> None:

@@ -1,11 +1,12 @@
-"""The RLA forward pass written literally, as ``shared/RLA.md`` states it.
+"""The RLA-ResNet forward pass written out independently, as the oracle.
 
 :func:`reference_forward` runs the modules of an :class:`RLAResNet` one by one
-with the operations of the straightforward implementation: the hidden state
-is concatenated to each block's input, the residual is added in place, and
-the hidden-state update reads the block's final output. It is the ground
-truth the optimised :meth:`RLAResNet.forward` is tested against, and the
-"before" of ``tools/analysis/benchmark.py --with-literal``.
+with plain tensor operations: the hidden state starts at zero and is
+concatenated to each block's input, the residual is added, and the
+hidden-state update reads the block's final output (after the residual add
+and the ReLU), ``h = recurrent_conv(tanh(stage_bn(h + conv_out(x))))``. It
+shares no code with the package's forward, so a mistake in the package's
+architecture (or in any of its operator forms) shows up as a difference.
 """
 from typing import Tuple
 
@@ -30,13 +31,11 @@ def _block(block, x: torch.Tensor,
         identity = block.downsample(x)
         if block.stride != 1:
             h = F.avg_pool2d(h, 2, 2, ceil_mode=True)
-    out += identity
-    return block.relu(out), h
+    return F.relu(out + identity), h
 
 
 def reference_run_stages(model, img: torch.Tensor):
-    """``(outputs, last x, last h)`` like :meth:`RLAResNet.run_stages`,
-    computed literally."""
+    """``(outputs, last x, last h)`` like :meth:`RLAResNet.run_stages`."""
     if model.deep_stem:
         x = model.stem(img)
     else:
