@@ -1,30 +1,602 @@
-"""RLA backbone vs mmdet's ResNet of the same depth: time, memory, FLOPs.
+"""RLA backbone vs mmdet's ResNet of the same depth: time, memory, FLOPs,
+operator counts, and whole-detector training steps.
 
 Examples:
     python tools/analysis/benchmark.py                       # RLA-R50, CPU
     python tools/analysis/benchmark.py --depth 101 --variant eca
-    python tools/analysis/benchmark.py --device cuda --json out.json
-    python tools/analysis/benchmark.py --tasks eval --shape 512 512
+    python tools/analysis/benchmark.py --impl literal        # the "before"
+    python tools/analysis/benchmark.py --impl cuda --tasks ops   # the CUDA
+                                                    # choice's ops, on a CPU
+    python tools/analysis/benchmark.py --device cuda --amp --json out.json
     python tools/analysis/benchmark.py --tasks profile   # where the time goes
 
-Both models run interleaved in this process; ratios are RLA / ResNet.
+Both models run interleaved in this process (alternating which goes first)
+so that both see the same machine state; the tables give min / median / max
+and the RLA / ResNet ratios of the mins, of the medians, and the median of
+the ratios of back-to-back pairs (the steadiest on a noisy machine). On a
+GPU, times come from CUDA events and training steps also report
+``torch.cuda.max_memory_allocated``.
 """
 import argparse
+import contextlib
 import json
 import logging
 import os.path as osp
+import statistics
 import sys
+import time
+from typing import Callable, Dict, List, Sequence, Tuple
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
 from mmengine.logging import MMLogger  # noqa: E402
 
-from rla_mmdet.benchmark import run  # noqa: E402
+from rla_mmdet import RLAECANet, RLAResNet  # noqa: E402
+from rla_mmdet.analysis import complexity, detector_inputs  # noqa: E402
+from rla_mmdet.layers import (DISPATCH, FORMS, IMPL_CHOICES,  # noqa: E402
+                              select_impl)
 
-TASKS = ('eval', 'train', 'memory', 'flops', 'detector', 'profile')
-DEFAULT_TASKS = TASKS[:-1]  # the profile is asked for by name
+TASKS = ('eval', 'train', 'memory', 'flops', 'ops', 'detector',
+         'detector_train', 'profile', 'forms')
+DEFAULT_TASKS = TASKS[:-2]  # the profile and the forms are asked for by name
+
+#: The detectors of the whole-model measurements: our config, mmdet's.
+DETECTORS = {
+    'faster_rcnn': ('configs/faster_rcnn/faster-rcnn_rla-r50_fpn_1x_coco.py',
+                    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'),
+    'retinanet': ('configs/retinanet/retinanet_rla-r50_fpn_1x_coco.py',
+                  'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'),
+}
+
+
+def build_backbones(depth: int = 50,
+                    variant: str = 'rla',
+                    device: str = 'cpu',
+                    **kwargs) -> Dict[str, nn.Module]:
+    """The RLA backbone and mmdet's ``ResNet`` with identical settings."""
+    from mmdet.models.backbones import ResNet
+    cls = RLAECANet if variant == 'eca' else RLAResNet
+    torch.manual_seed(0)
+    rla = cls(depth=depth, **kwargs)
+    rla.init_weights()
+    torch.manual_seed(0)
+    resnet = ResNet(depth=depth, **kwargs)
+    resnet.init_weights()
+    return {'rla': rla.to(device), 'resnet': resnet.to(device)}
+
+
+def build_detectors(family: str, device: str = 'cpu') -> Dict[str, nn.Module]:
+    """``family`` (a key of :data:`DETECTORS`) with RLA-R50 and ResNet-50."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.config import Config
+    from mmengine.hub import get_config
+    from mmengine.registry import init_default_scope
+    register_all_modules()
+    init_default_scope('mmdet')
+    models = {}
+    for name, path in zip(('rla', 'resnet'), DETECTORS[family]):
+        cfg = (get_config(path) if '::' in path else Config.fromfile(
+            osp.join(ROOT, path)))
+        cfg.model.backbone.init_cfg = None
+        torch.manual_seed(0)
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        models[name] = model.to(device)
+    return models
+
+
+def autocast(device: str, amp: bool):
+    """fp16 autocast on CUDA, bf16 on the CPU; nothing without ``amp``."""
+    if not amp:
+        return contextlib.nullcontext()
+    dtype = torch.float16 if device.startswith('cuda') else torch.bfloat16
+    return torch.autocast(device.split(':')[0], dtype=dtype)
+
+
+def _sync(device: str) -> None:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def time_interleaved(fns: Dict[str, Callable[[], object]],
+                     repeat: int,
+                     warmup: int = 2,
+                     device: str = 'cpu') -> Dict[str, List[float]]:
+    """Seconds of each call of each function, run alternately."""
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    _sync(device)
+    times: Dict[str, List[float]] = {name: [] for name in names}
+    for r in range(repeat):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            if device.startswith('cuda'):
+                start = torch.cuda.Event(enable_timing=True)
+                end = torch.cuda.Event(enable_timing=True)
+                start.record()
+                fns[name]()
+                end.record()
+                torch.cuda.synchronize()
+                times[name].append(start.elapsed_time(end) / 1000)
+            else:
+                t = time.perf_counter()
+                fns[name]()
+                times[name].append(time.perf_counter() - t)
+    return times
+
+
+def summarize(times: Dict[str, List[float]],
+              baseline: str = 'resnet') -> Dict[str, dict]:
+    """min / median / max in ms and the ratios against ``baseline``.
+
+    ``ratio_paired`` is the median over the repetitions of the ratio of the
+    two calls made side by side in that repetition: a slow spell of a noisy
+    machine slows both calls of a pair, so it is the steadiest of the three
+    ratios.
+    """
+    out = {}
+    base = times[baseline]
+    for name, ts in times.items():
+        out[name] = dict(
+            min_ms=min(ts) * 1e3,
+            median_ms=statistics.median(ts) * 1e3,
+            max_ms=max(ts) * 1e3,
+            n=len(ts),
+            ratio_min=min(ts) / min(base),
+            ratio_median=statistics.median(ts) / statistics.median(base),
+            ratio_paired=statistics.median(
+                t / b for t, b in zip(ts, base)))
+    return out
+
+
+def saved_activation_bytes(model: nn.Module, inputs: torch.Tensor) -> int:
+    """Bytes of the tensors autograd keeps for backward in one forward.
+
+    Counted with ``torch.autograd.graph.saved_tensors_hooks``: every tensor
+    saved for backward, deduplicated by storage (in-place ops and views share
+    one), parameters and buffers excluded. With gradient checkpointing the
+    checkpointed blocks save only their inputs, which are counted.
+    """
+    own = {t.untyped_storage().data_ptr()
+           for t in list(model.parameters()) + list(model.buffers())}
+    seen: Dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        storage = t.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr not in own and ptr != 0:
+            seen[ptr] = max(seen.get(ptr, 0), storage.nbytes())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        outs = model(inputs)
+    del outs
+    return sum(seen.values())
+
+
+def op_profile(fns: Dict[str, Callable[[], object]],
+               steps: int = 5,
+               warmup: int = 2) -> Dict[str, Dict[str, float]]:
+    """Self CPU time per operator (ms per call of ``fn``), from
+    ``torch.profiler``: where each model's time goes, backward included.
+
+    Every call is profiled on its own, the functions alternating as in
+    :func:`time_interleaved`, and each operator's time is its median over
+    the ``steps`` calls, so one slow call does not skew the table. The
+    profiler's own per-op overhead inflates the totals, most for the model
+    with more (and smaller) operators: compare the per-op figures, take the
+    ratios from the timed runs.
+    """
+    from torch.profiler import ProfilerActivity, profile
+    samples: Dict[str, List[Dict[str, float]]] = {name: [] for name in fns}
+
+    def profiled(name: str) -> None:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            fns[name]()
+        per_op: Dict[str, float] = {}
+        for event in prof.key_averages():
+            per_op[event.key] = per_op.get(event.key, 0.0) + \
+                event.self_cpu_time_total / 1e3
+        samples[name].append(per_op)
+
+    time_interleaved(fns, 0, warmup)  # the warm-up calls only
+    time_interleaved({name: (lambda n=name: profiled(n)) for name in fns},
+                     steps, warmup=0)
+    return {
+        name: {
+            op: statistics.median(s.get(op, 0.0) for s in runs)
+            for op in set().union(*runs)
+        }
+        for name, runs in samples.items()
+    }
+
+
+def _profile_table(title: str, ops: Dict[str, Dict[str, float]],
+                   top: int = 12) -> str:
+    rla, base = ops['rla'], ops['resnet']
+    names = sorted(set(rla) | set(base),
+                   key=lambda k: -abs(rla.get(k, 0.0) - base.get(k, 0.0)))
+    lines = [title,
+             f"  {'operator (self CPU time)':<56}{'rla ms':>10}"
+             f"{'resnet ms':>11}{'extra ms':>10}"]
+    for key in names[:top]:
+        a, b = rla.get(key, 0.0), base.get(key, 0.0)
+        lines.append(f'  {key[:55]:<56}{a:>10.1f}{b:>11.1f}{a - b:>+10.1f}')
+    a, b = sum(rla.values()), sum(base.values())
+    lines.append(f"  {'all operators':<56}{a:>10.1f}{b:>11.1f}{a - b:>+10.1f}")
+    return '\n'.join(lines)
+
+
+def train_step(model: nn.Module, inputs: torch.Tensor,
+               amp: bool = False) -> None:
+    """Forward and backward of a backbone with a loss on all its outputs."""
+    with autocast(inputs.device.type, amp):
+        outs = model(inputs)
+        loss = sum(o.float().mean() for o in outs)
+    loss.backward()
+    for p in model.parameters():
+        p.grad = None
+
+
+def detector_train_step(model: nn.Module, data: dict,
+                        amp: bool = False) -> None:
+    """``model(mode='loss')`` summed and back-propagated."""
+    with autocast(data['inputs'].device.type, amp):
+        losses = model(**data, mode='loss')
+    total = sum(v.float().sum() if isinstance(v, torch.Tensor) else sum(
+        t.float().sum() for t in v) for k, v in losses.items() if 'loss' in k)
+    total.backward()
+    for p in model.parameters():
+        p.grad = None
+
+
+def count_ops(fn: Callable[[], object], device: str = 'cpu') -> dict:
+    """Operators dispatched by one call of ``fn`` (``torch.profiler``).
+
+    ``ops``: aten operators called from Python or autograd (nested calls
+    inside an operator are not counted again); ``aten_calls``: every aten
+    call, nested ones included; on CUDA, ``kernels``: GPU kernels launched.
+    """
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU]
+    if device.startswith('cuda'):
+        activities.append(ProfilerActivity.CUDA)
+    fn()  # warm-up
+    _sync(device)
+    with profile(activities=activities) as prof:
+        fn()
+        _sync(device)
+    ops = aten = kernels = 0
+    for event in prof.events():
+        if getattr(event, 'device_type', None) is not None and \
+                str(event.device_type).endswith('CUDA'):
+            kernels += 1
+            continue
+        if not event.name.startswith('aten::'):
+            continue
+        aten += 1
+        parent = event.cpu_parent
+        while parent is not None and not parent.name.startswith('aten::'):
+            parent = parent.cpu_parent
+        ops += parent is None
+    result = dict(ops=ops, aten_calls=aten)
+    if device.startswith('cuda'):
+        result['kernels'] = kernels
+    return result
+
+
+def _ops_table(title: str, counts: Dict[str, dict]) -> str:
+    keys = list(next(iter(counts.values())))
+    lines = [title, f"  {'model':<16}" + ''.join(f'{k:>12}' for k in keys)]
+    for name, c in counts.items():
+        lines.append(f'  {name:<16}' + ''.join(f'{c[k]:>12}' for k in keys))
+    return '\n'.join(lines)
+
+
+def run(depth: int = 50,
+        variant: str = 'rla',
+        shape: Sequence[int] = (800, 1216),
+        train_shape: Sequence[int] = (512, 512),
+        train_batch: int = 2,
+        repeat: int = 10,
+        train_repeat: int = 6,
+        device: str = 'cpu',
+        channels_last: bool = False,
+        amp: bool = False,
+        impl: str = 'auto',
+        tasks: Sequence[str] = DEFAULT_TASKS,
+        log: Callable[[str], None] = print) -> dict:
+    """Run the selected measurements and return them as a dict.
+
+    ``impl`` only labels the results and the ``(auto)`` row of the operator
+    counts: the caller selects it (``with select_impl(impl)``).
+    """
+    shape, train_shape = tuple(shape), tuple(train_shape)
+    memory_format = (torch.channels_last if channels_last else
+                     torch.contiguous_format)
+    results: dict = dict(
+        depth=depth, variant=variant, device=device, impl=impl, amp=amp,
+        device_name=(torch.cuda.get_device_name(device)
+                     if device.startswith('cuda') else 'cpu'),
+        threads=torch.get_num_threads(), torch=torch.__version__,
+        channels_last=channels_last, shape=shape, train_shape=train_shape,
+        train_batch=train_batch)
+    amp_note = ', AMP' if amp else ''
+
+    def train_models(with_cp: bool = False) -> Dict[str, nn.Module]:
+        """RLA and ResNet set up for the training step (frozen_stages=1)."""
+        models = build_backbones(depth, variant, device, frozen_stages=1,
+                                 with_cp=with_cp)
+        for m in models.values():
+            m.train()
+            m.to(memory_format=memory_format)
+        return models
+
+    def train_input() -> torch.Tensor:
+        return torch.rand(train_batch, 3, *train_shape, device=device).to(
+            memory_format=memory_format)
+
+    if 'eval' in tasks:
+        models = build_backbones(depth, variant, device)
+        for m in models.values():
+            m.eval()  # mmdet's ResNet.train() returns None: no chaining
+            m.to(memory_format=memory_format)
+        x = torch.rand(1, 3, *shape, device=device).to(
+            memory_format=memory_format)
+
+        def forward(m):
+            with autocast(device, amp):
+                return m(x)
+
+        fns = {name: (lambda m=m: forward(m)) for name, m in models.items()}
+        with torch.no_grad():
+            times = time_interleaved(fns, repeat, device=device)
+        results['eval_forward'] = summarize(times)
+        log(_table(f'eval forward, batch 1, {shape[0]}x{shape[1]}{amp_note}',
+                   results['eval_forward']))
+        del models, fns, x
+
+    if 'train' in tasks or 'memory' in tasks:
+        variants = {}
+        for with_cp in (False, True):
+            for name, m in train_models(with_cp=with_cp).items():
+                variants[f'{name}{"_cp" if with_cp else ""}'] = m
+        x = train_input()
+        if 'train' in tasks:
+            fns = {name: (lambda m=m: train_step(m, x, amp))
+                   for name, m in variants.items()}
+            times = time_interleaved(fns, train_repeat, device=device)
+            results['train_step'] = summarize(times)
+            log(_table(f'training step, batch {train_batch}, '
+                       f'{train_shape[0]}x{train_shape[1]}, frozen_stages=1'
+                       f'{amp_note}', results['train_step']))
+            med = {k: v['median_ms'] for k, v in results['train_step'].items()}
+            results['with_cp_cost'] = dict(
+                rla=med['rla_cp'] / med['rla'],
+                resnet=med['resnet_cp'] / med['resnet'])
+            log('  with_cp step / own step without (medians): rla '
+                f"{results['with_cp_cost']['rla']:.3f}, resnet "
+                f"{results['with_cp_cost']['resnet']:.3f}")
+            if device.startswith('cuda'):
+                peak = {}
+                for name, m in variants.items():
+                    torch.cuda.reset_peak_memory_stats(device)
+                    train_step(m, x, amp)
+                    peak[name] = torch.cuda.max_memory_allocated(device)
+                results['train_peak_memory_bytes'] = peak
+                log('peak CUDA memory (MiB): ' + ', '.join(
+                    f'{k} {v / 2**20:.0f}' for k, v in peak.items()))
+        if 'memory' in tasks:
+            saved = {name: saved_activation_bytes(m, x)
+                     for name, m in variants.items()}
+            results['saved_activations'] = dict(
+                bytes=saved,
+                ratio=saved['rla'] / saved['resnet'],
+                ratio_cp=saved['rla_cp'] / saved['resnet_cp'],
+                rla_cp_saving=1 - saved['rla_cp'] / saved['rla'])
+            log('saved activations (MiB): ' + ', '.join(
+                f'{k} {v / 2**20:.1f}' for k, v in saved.items()))
+            log(f"  RLA/ResNet {results['saved_activations']['ratio']:.3f}, "
+                f"with_cp {results['saved_activations']['ratio_cp']:.3f}; "
+                'with_cp saves '
+                f"{results['saved_activations']['rla_cp_saving']:.1%} of "
+                'RLA\'s bytes')
+        del variants, x
+
+    if 'ops' in tasks:
+        # The operators of one training step and one eval forward, for the
+        # form of the RLA operators in force and for each forced choice.
+        models = train_models()
+        x = train_input()
+        counts: Dict[str, dict] = {}
+        evals: Dict[str, dict] = {}
+        for choice in ('auto', 'literal', 'cpu', 'cuda'):
+            with select_impl(impl if choice == 'auto' else choice):
+                counts[f'rla ({choice})'] = count_ops(
+                    lambda: train_step(models['rla'], x, amp), device)
+                models['rla'].eval()
+                with torch.no_grad():
+                    evals[f'rla ({choice})'] = count_ops(
+                        lambda: models['rla'](x[:1]), device)
+                models['rla'].train()
+        counts['resnet'] = count_ops(
+            lambda: train_step(models['resnet'], x, amp), device)
+        models['resnet'].eval()
+        with torch.no_grad():
+            evals['resnet'] = count_ops(lambda: models['resnet'](x[:1]),
+                                        device)
+        results['ops_train_step'] = counts
+        results['ops_eval_forward'] = evals
+        log(_ops_table(f'operators per training step (batch {train_batch}, '
+                       f'{train_shape[0]}x{train_shape[1]}{amp_note}); '
+                       '(choice) = form of the RLA operators', counts))
+        log(_ops_table('operators per eval forward (batch 1)', evals))
+        del models, x
+
+    if 'forms' in tasks:
+        results['forms'] = compare_forms(
+            depth, variant, device, shape, train_shape, train_batch, repeat,
+            train_repeat, amp, log)
+
+    if 'profile' in tasks:
+        models = train_models()
+        x = train_input()
+        ops = op_profile({name: (lambda m=m: train_step(m, x, amp))
+                          for name, m in models.items()})
+        results['train_profile_ms'] = ops
+        log(_profile_table(
+            f'training step profile, batch {train_batch}, '
+            f'{train_shape[0]}x{train_shape[1]} (largest differences)', ops))
+        del models, x
+
+    if 'flops' in tasks:
+        models = build_backbones(depth, variant, device)
+        comp = {}
+        for name, m in models.items():
+            m.eval()
+            with torch.no_grad():
+                c = complexity(m, torch.rand(1, 3, *shape, device=device))
+            comp[name] = dict(
+                params=c.params, params_M=c.params / 1e6,
+                params_binary_M=c.params / 1024**2, flops=c.flops,
+                flops_G=c.flops / 1e9, flops_binary_G=c.flops / 1024**3)
+        comp['ratio_flops'] = comp['rla']['flops'] / comp['resnet']['flops']
+        comp['ratio_params'] = comp['rla']['params'] / comp['resnet']['params']
+        results['complexity'] = comp
+        for name in ('rla', 'resnet'):
+            c = comp[name]
+            log(f"{name}: {c['params']:,} params ({c['params_M']:.2f}M, "
+                f"{c['params_binary_M']:.2f}M binary), {c['flops_G']:.1f} "
+                f"GFLOPs ({c['flops_binary_G']:.1f}G binary) at "
+                f'{shape[0]}x{shape[1]}')
+        log(f"  FLOPs ratio {comp['ratio_flops']:.3f}, params ratio "
+            f"{comp['ratio_params']:.3f}")
+        del models
+
+    whole = depth == 50 and variant == 'rla'
+    # mmcv's CPU nms refuses bfloat16 boxes: no two-stage detector under
+    # CPU autocast.
+    cpu_amp = amp and not device.startswith('cuda')
+    if cpu_amp and ('detector' in tasks or 'detector_train' in tasks):
+        log('Faster R-CNN skipped: --amp on the CPU (bfloat16) meets '
+            "mmcv's CPU nms, which takes float32 boxes only")
+    if 'detector' in tasks and whole and not cpu_amp:
+        detectors = build_detectors('faster_rcnn', device)
+        data = {}
+        for name, m in detectors.items():
+            m.eval()
+            data[name] = detector_inputs(m, shape, random_images=True,
+                                         device=device)
+
+        def predict(m, d):
+            with autocast(device, amp):
+                return m(**d, mode='predict')
+
+        fns = {name: (lambda m=m, d=data[name]: predict(m, d))
+               for name, m in detectors.items()}
+        with torch.no_grad():
+            times = time_interleaved(fns, max(repeat // 2, 3), device=device)
+        results['detector_inference'] = summarize(times)
+        log(_table(f'Faster R-CNN inference, batch 1, {shape[0]}x{shape[1]}'
+                   f'{amp_note}', results['detector_inference']))
+        del detectors, data, fns
+
+    if 'detector_train' in tasks and whole:
+        for family in DETECTORS:
+            if cpu_amp and family == 'faster_rcnn':
+                continue
+            detectors = build_detectors(family, device)
+            data = {}
+            for name, m in detectors.items():
+                m.train()
+                data[name] = detector_inputs(
+                    m, train_shape, batch=train_batch, random_images=True,
+                    with_gt=True, device=device)
+            fns = {name: (lambda m=m, d=data[name]: detector_train_step(
+                m, d, amp)) for name, m in detectors.items()}
+            times = time_interleaved(fns, train_repeat, device=device)
+            key = f'{family}_train_step'
+            results[key] = summarize(times)
+            log(_table(f'{family} training step (loss + backward), batch '
+                       f'{train_batch}, {train_shape[0]}x{train_shape[1]}'
+                       f'{amp_note}', results[key]))
+            del detectors, data, fns
+    return results
+
+
+def compare_forms(depth: int, variant: str, device: str,
+                  shape: Tuple[int, int], train_shape: Tuple[int, int],
+                  train_batch: int, repeat: int, train_repeat: int,
+                  amp: bool, log: Callable[[str], None]) -> dict:
+    """Every combination of the RLA operators' forms, interleaved with
+    ResNet in one process, for the training step and the eval forward:
+    the measurement behind each row of the dispatch table."""
+    import itertools
+    device_type = device.split(':')[0]
+    combos = list(itertools.product(*FORMS.values()))
+    out = {}
+    for training in (True, False):
+        models = build_backbones(depth, variant, device, frozen_stages=1)
+        if training:
+            for m in models.values():
+                m.train()
+            x = torch.rand(train_batch, 3, *train_shape, device=device)
+
+            def call(m):
+                train_step(m, x, amp)
+        else:
+            for m in models.values():
+                m.eval()
+            x = torch.rand(1, 3, *shape, device=device)
+
+            def call(m):
+                with torch.no_grad(), autocast(device, amp):
+                    m(x)
+
+        key = (device_type, training, amp)
+        saved = DISPATCH.get(key)
+
+        def with_forms(forms):
+            def fn():
+                DISPATCH[key] = forms
+                try:
+                    call(models['rla'])
+                finally:
+                    if saved is None:
+                        DISPATCH.pop(key)
+                    else:
+                        DISPATCH[key] = saved
+            return fn
+
+        fns = {'resnet': lambda: call(models['resnet'])}
+        for combo in combos:
+            fns['+'.join(combo)] = with_forms(dict(zip(FORMS, combo)))
+        times = time_interleaved(fns, train_repeat if training else repeat,
+                                 device=device)
+        name = 'train' if training else 'eval'
+        out[name] = summarize(times)
+        log(_table(f'forms of ({" + ".join(FORMS)}), {name}, RLA vs ResNet '
+                   f'in one process', out[name]))
+        del models, fns
+    return out
+
+
+def _table(title: str, summary: Dict[str, dict]) -> str:
+    width = max(10, max(len(name) for name in summary) + 2)
+    lines = [title,
+             f"  {'model':<{width}}{'min ms':>10}{'median':>10}{'max':>10}"
+             f"{'ratio(min)':>12}{'ratio(med)':>12}{'ratio(pair)':>13}"]
+    for name, s in summary.items():
+        lines.append(f"  {name:<{width}}{s['min_ms']:>10.1f}"
+                     f"{s['median_ms']:>10.1f}"
+                     f"{s['max_ms']:>10.1f}{s['ratio_min']:>12.3f}"
+                     f"{s['ratio_median']:>12.3f}{s['ratio_paired']:>13.3f}")
+    return '\n'.join(lines)
 
 
 def parse_args(argv=None):
@@ -36,7 +608,7 @@ def parse_args(argv=None):
     p.add_argument('--shape', type=int, nargs=2, default=[800, 1216],
                    metavar=('H', 'W'), help='eval/detector input size')
     p.add_argument('--train-shape', type=int, nargs=2, default=[512, 512],
-                   metavar=('H', 'W'))
+                   metavar=('H', 'W'), help='training step input size')
     p.add_argument('--train-batch', type=int, default=2)
     p.add_argument('--repeat', type=int, default=10,
                    help='timed eval forwards per model')
@@ -44,12 +616,19 @@ def parse_args(argv=None):
                    help='timed training steps per model')
     p.add_argument('--device', default='cuda' if torch.cuda.is_available()
                    else 'cpu')
+    p.add_argument('--amp', action='store_true',
+                   help='autocast (fp16 on CUDA, bf16 on the CPU)')
     p.add_argument('--channels-last', action='store_true',
                    help='run both models in channels_last memory format')
-    p.add_argument('--literal', action='store_true',
-                   help='run the RLA backbone with the literal forward of the '
-                   'spec (the straightforward implementation) instead of the '
-                   'optimised one')
+    p.add_argument('--impl', choices=IMPL_CHOICES, default='auto',
+                   help="form of the RLA operators: 'auto' (the dispatch "
+                   "table), 'literal' (the straightforward forms: the "
+                   "\"before\"), or the choice of a device")
+    p.add_argument('--form', nargs='+', default=[], metavar='OP=FORM',
+                   help='replace the form of an RLA operator in the '
+                   "dispatch rows of --device, e.g. rla_update=bmm (forms: "
+                   + '; '.join(f"{op}: {', '.join(f)}"
+                               for op, f in FORMS.items()) + ')')
     p.add_argument('--tasks', nargs='+', choices=TASKS,
                    default=list(DEFAULT_TASKS),
                    help='what to measure (default: all but profile, which '
@@ -62,18 +641,38 @@ def parse_args(argv=None):
             p.error(f'--{name.replace("_", "-")} must be >= 1')
     if min(args.shape + args.train_shape) < 32:
         p.error('--shape and --train-shape must be at least 32 pixels')
+    args.forms = {}
+    for item in args.form:
+        op, _, form = item.partition('=')
+        if op not in FORMS or form not in FORMS[op]:
+            p.error(f'--form {item!r}: expected OP=FORM with OP one of '
+                    f'{tuple(FORMS)} and FORM one of its forms ('
+                    + '; '.join(f"{o}: {', '.join(f)}"
+                                for o, f in FORMS.items()) + ')')
+        args.forms[op] = form
     return args
+
+
+def override_forms(device: str, forms: Dict[str, str]) -> None:
+    """Put ``forms`` into every dispatch row of ``device``'s type."""
+    device_type = device.split(':')[0]
+    for key in list(DISPATCH):
+        if key[0] == device_type:
+            DISPATCH[key] = dict(DISPATCH[key], **forms)
 
 
 def main(argv=None):
     args = parse_args(argv)
     MMLogger.get_instance('mmengine').setLevel(logging.WARNING)
-    results = run(
-        depth=args.depth, variant=args.variant, shape=args.shape,
-        train_shape=args.train_shape, train_batch=args.train_batch,
-        repeat=args.repeat, train_repeat=args.train_repeat,
-        device=args.device, channels_last=args.channels_last,
-        literal=args.literal, tasks=args.tasks)
+    override_forms(args.device, args.forms)
+    with select_impl(args.impl):
+        results = run(
+            depth=args.depth, variant=args.variant, shape=args.shape,
+            train_shape=args.train_shape, train_batch=args.train_batch,
+            repeat=args.repeat, train_repeat=args.train_repeat,
+            device=args.device, channels_last=args.channels_last,
+            amp=args.amp, impl=args.impl, tasks=args.tasks)
+    results['forms'] = args.forms
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=2)
