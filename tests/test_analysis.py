@@ -30,7 +30,7 @@ def _tool(name):
 
 # ------------------------------------------------------------- params/FLOPs
 def test_rla_r50_imagenet_params_match_the_paper():
-    # RLA.md: the paper's "24.67M" is 25,870,696 parameters, classifier
+    # The paper's "24.67M" is 25,870,696 parameters (2**20 units), classifier
     # included.
     backbone = RLAResNet(depth=50)
     model = RLAClassifier(backbone)

@@ -1,7 +1,8 @@
 """tools/model_converters: the authors' ImageNet and mmdetection 2.x files.
 
 The published files cannot be downloaded here, so each test writes a file of
-the same layout (RLA.md, "State-dict layout of the published checkpoints")
+the same layout (the DDP `module.` prefix, the module names of the paper's
+code, the `*.pth.tar` dict of the authors' training script)
 with random tensors of the right names and shapes.
 """
 import hashlib

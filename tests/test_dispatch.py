@@ -45,7 +45,7 @@ def _grads(fn, inputs, params):
 @pytest.mark.parametrize('kernel,stride', [(1, 1), (1, 2), (3, 1), (3, 2)])
 @pytest.mark.parametrize('conv_cfg', [None, dict(type='ConvWS')])
 @pytest.mark.parametrize('channels_last', [False, True])
-@pytest.mark.parametrize('form', ['split', 'split_bmm'])
+@pytest.mark.parametrize('form', ['split'])
 def test_concat_conv_forms_equal_the_literal_form(kernel, stride, conv_cfg,
                                                   channels_last, form):
     conv = build_conv_layer(conv_cfg, 40, 24, kernel, stride=stride,
@@ -110,7 +110,7 @@ def test_rla_update_forms_equal_the_literal_form(form, norm_type, conv_cfg,
 def test_dispatch_table_and_switch():
     assert current_impl() == 'auto'
     assert choose('concat_conv', 'cpu', True) == 'split'
-    assert choose('concat_conv', 'cpu', False) == 'split_bmm'
+    assert choose('concat_conv', 'cpu', False) == 'split'
     assert choose('rla_update', 'cpu', False) == 'folded'
     assert choose('rla_update', 'cpu', True) == 'literal'
     for training in (False, True):
@@ -161,10 +161,10 @@ def test_forced_choice_runs_that_devices_forms(monkeypatch):
         called.clear()
         with select_impl('cpu'):
             model(x)
-        assert set(called) == {'split_bmm', 'folded'}
+        assert set(called) == {'split', 'folded'}
         called.clear()
         model(x)  # auto, on the CPU
-        assert set(called) == {'split_bmm', 'folded'}
+        assert set(called) == {'split', 'folded'}
     called.clear()
     model.train()
     model(x)

@@ -56,7 +56,7 @@ def test_metafiles_list_the_twelve_configs_with_the_paper_results():
         assert result['Task'] == 'Object Detection'
         assert result['Dataset'] == 'COCO'
         assert list(result['Metrics']) == ['box AP']
-    # A few numbers of the paper's COCO table (RLA.md).
+    # A few numbers of the paper's COCO table.
     ap = {n: m['Results'][0]['Metrics']['box AP'] for n, m in models.items()}
     assert ap['faster-rcnn_rla-r50_fpn_1x_coco'] == 38.8
     assert ap['retinanet_rla-eca-r101_fpn_1x_coco'] == 41.5

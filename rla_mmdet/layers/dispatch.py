@@ -36,13 +36,15 @@ LITERAL: Dict[str, str] = dict(concat_conv='literal', rla_update='literal')
 
 #: ``(device type, training, autocast) -> {operator: form}``.
 DISPATCH: Dict[Tuple[str, bool, bool], Dict[str, str]] = {
-    # CPU, fp32 (2 cores, torch 2.13). Training: building cat([x, h]) costs
-    # a copy of x and keeps it for backward; convolving x and h apart does
-    # not. Matmul forms measured no faster than mkldnn's convolutions there.
+    # CPU, fp32 (2 cores, torch 2.13), `benchmark.py --tasks forms`.
+    # Training: building cat([x, h]) copies x and keeps the copy for
+    # backward; convolving x and h apart does not (RLA-R50 step 1.13x
+    # ResNet-50's against 1.20x literal). The folded update did not pay
+    # there (1.16x).
     ('cpu', True, False): dict(concat_conv='split', rla_update='literal'),
-    # Inference: the h part of 1x1 convolutions and the update (its eval
-    # norm folded in) as batched matmuls, which read NCHW tensors in place.
-    ('cpu', False, False): dict(concat_conv='split_bmm', rla_update='folded'),
+    # Inference: also the update with its eval-mode norm folded into one
+    # matmul (eval forward 1.16x against 1.25x literal).
+    ('cpu', False, False): dict(concat_conv='split', rla_update='folded'),
     # CPU under bf16 autocast: the literal forms (not measured faster).
     ('cpu', True, True): LITERAL,
     ('cpu', False, True): LITERAL,

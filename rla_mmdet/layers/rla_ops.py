@@ -34,6 +34,7 @@ def _plain_conv(conv: nn.Module) -> bool:
 
 
 def _pointwise(conv: nn.Module) -> bool:
+    """A plain 1x1 convolution with stride 1: a matrix product per pixel."""
     return (_plain_conv(conv) and conv.kernel_size == (1, 1)
             and conv.stride == (1, 1))
 
@@ -67,27 +68,8 @@ def concat_conv_split(conv: nn.Module, x: torch.Tensor,
                  conv.dilation))
 
 
-def concat_conv_split_bmm(conv: nn.Module, x: torch.Tensor,
-                          h: torch.Tensor) -> torch.Tensor:
-    """:func:`concat_conv_split` with the ``h`` part of a 1x1, stride-1
-    convolution as a batched matmul added in place (``baddbmm_``), which
-    reads ``h`` where it is instead of reordering it for a convolution."""
-    if not (_pointwise(conv) and _nchw(x, h)):
-        return concat_conv_split(conv, x, h)
-    c = x.shape[1]
-    out = F.conv2d(x, conv.weight[:, :c])
-    if not out.is_contiguous():
-        return out.add_(F.conv2d(h, conv.weight[:, c:]))
-    b, n = out.shape[:2]
-    out.view(b, n, -1).baddbmm_(
-        conv.weight[:, c:].reshape(1, n, -1).expand(b, -1, -1),
-        h.flatten(2))
-    return out
-
-
 _CONCAT_CONV: Dict[str, Callable] = dict(
-    literal=concat_conv_literal, split=concat_conv_split,
-    split_bmm=concat_conv_split_bmm)
+    literal=concat_conv_literal, split=concat_conv_split)
 
 
 def concat_conv(conv: nn.Module, x: torch.Tensor,

@@ -46,7 +46,7 @@ BACKBONES = {
     'rla-eca-r101': 'RLA-ECANet-101',
 }
 
-# The recipe of RLA.md: 1x schedule, total batch 16 on 8 GPUs.
+# The paper's recipe: 1x schedule, total batch 16 on 8 GPUs.
 TRAINING = {
     'Training Data': 'COCO',
     'Training Techniques': ['SGD with Momentum', 'Weight Decay'],
