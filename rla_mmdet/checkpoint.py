@@ -206,10 +206,9 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
                 module, name = _compat_pickle.NAME_MAPPING[(module, name)]
             elif module in _compat_pickle.IMPORT_MAPPING:
                 module = _compat_pickle.IMPORT_MAPPING[module]
+        # (torch's UnpicklerWrapper resolves '...Storage' names before this.)
         obj = _ALLOWED.get(f'{module}.{name}')
         if obj is None:
-            # torch's UnpicklerWrapper resolves '...Storage' names itself;
-            # legacy files may name storages under their old module.
             raise _Refused(f'refused global {module}.{name}: it is not on '
                            'the allow-list of checkpoint types')
         return obj
@@ -227,7 +226,6 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
 class _RestrictedPickleModule:
     """What ``torch.load(pickle_module=...)`` needs of a pickle module."""
 
-    __name__ = 'rla_mmdet.checkpoint.restricted_pickle'
     Unpickler = RestrictedUnpickler
     UnpicklingError = pickle.UnpicklingError
 
@@ -284,6 +282,11 @@ def load_checkpoint_file(filename: Any,
     """
     if not isinstance(filename, (str, os.PathLike)):
         raise TypeError(f'checkpoint must be a file path, got {filename!r}.')
+    if restricted is False and not WEIGHTS_ONLY_ENFORCES_ALLOW_LIST:
+        raise ValueError(
+            f'restricted=False needs torch >= 2.6 (this is torch '
+            f'{torch.__version__}, whose weights_only unpickler cannot take '
+            'the whole allow-list); pass restricted=None or True.')
     filename = osp.expanduser(os.fspath(filename))
     if not osp.isfile(filename):
         raise FileNotFoundError(
