@@ -2,24 +2,27 @@ import os.path as osp
 
 from setuptools import find_packages, setup
 
+HERE = osp.dirname(osp.abspath(__file__))
 
-def read_version():
-    scope = {}
-    with open(osp.join(osp.dirname(__file__), 'rla_mmdet', 'version.py')) as f:
+
+def read_module(name):
+    """Execute rla_mmdet/<name>.py (standard library only) and return its
+    namespace, without importing the package and its dependencies."""
+    scope = {'__name__': 'rla_mmdet.' + name}
+    with open(osp.join(HERE, 'rla_mmdet', name + '.py')) as f:
         exec(f.read(), scope)
-    return scope['__version__']
+    return scope
 
 
 setup(
     name='rla_mmdet',
-    version=read_version(),
+    version=read_module('version')['__version__'],
     description='RLA-Net (Recurrent Layer Aggregation) backbones and '
     'detector configs for MMDetection 3.x',
     packages=find_packages(include=['rla_mmdet', 'rla_mmdet.*']),
     python_requires='>=3.8',
-    install_requires=[
-        'torch>=2.0', 'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0',
-        'pycocotools'
-    ],
+    # Ranges, from rla_mmdet/dependencies.py; the exact versions of the
+    # tested environments are in requirements/lock*.txt.
+    install_requires=read_module('dependencies')['install_requires'](),
     license='Apache-2.0',
 )

@@ -1,37 +1,59 @@
 """Checkpoint loading that never runs code from the file.
 
-torch >= 2.6 loads checkpoints with ``weights_only=True``: the unpickler only
-rebuilds tensors, containers and an allow-list of types. Checkpoints written
-by MMEngine also hold its ``HistoryBuffer``, numpy arrays and scalars and a
-``collections.Counter`` (``MultiStepLR`` milestones); without them on the
-allow-list they cannot be loaded or resumed. :func:`register_safe_globals`
-adds exactly those types (and a ``getattr`` that only returns the statistics
-methods a ``HistoryBuffer`` pickles by name), so MMEngine's own ``torch.load`` calls keep
-``weights_only=True`` and a pickle that would import anything else (and so
-could run code) is still refused.
+A pickle can import and call anything, so a checkpoint is only unpickled
+with an allow-list: tensors and torch's own rebuild functions, containers,
+and the types MMEngine checkpoints also hold (its ``HistoryBuffer``, numpy
+arrays and scalars, a ``collections.Counter`` for ``MultiStepLR``
+milestones, and a ``getattr`` that only returns the statistics methods a
+``HistoryBuffer`` pickles by name). Anything else is refused with
+:class:`UnsafeCheckpointError` before it is imported.
+
+How the list is enforced depends on torch:
+
+- torch >= 2.6: ``torch.load(weights_only=True)`` (the default there) with
+  :data:`SAFE_GLOBALS` added by :func:`register_safe_globals`, which
+  ``import rla_mmdet`` calls; MMEngine's own ``torch.load`` calls then load
+  and resume its checkpoints and still refuse anything else.
+- torch 2.0 to 2.5: ``torch.serialization.add_safe_globals`` is missing
+  (< 2.4) or cannot take a ``(function, name)`` entry (< 2.6), so
+  :func:`load_checkpoint_file` passes :class:`RestrictedUnpickler` to
+  ``torch.load`` as its ``pickle_module``. MMEngine's own ``torch.load``
+  calls unpickle everything on these versions (torch's default there); the
+  tools and the :class:`~rla_mmdet.engine.CheckpointIOHook` of this
+  package's configs route MMEngine's local loads through
+  :func:`load_checkpoint_file`.
 
 :func:`load_checkpoint_file` is the one place this package reads a
-checkpoint file: it is also installed as MMEngine's loader for local paths,
-so ``load_from``, ``--resume``, ``tools/test.py`` and ``Pretrained`` inits all
-report a missing, corrupt or unsafe file in one clear sentence.
+checkpoint file, and reports a missing, corrupt or unsafe file in one
+sentence.
 """
+import _compat_pickle
 import importlib
 import os
 import os.path as osp
 import pickle
+import re
+import types
 import zipfile
 from collections import Counter, OrderedDict
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer, print_log
-from mmengine.runner.checkpoint import CheckpointLoader
 
 __all__ = [
     'UnsafeCheckpointError', 'SAFE_GLOBALS', 'register_safe_globals',
-    'load_checkpoint_file', 'get_state_dict', 'load_backbone_weights'
+    'load_checkpoint_file', 'get_state_dict', 'load_backbone_weights',
+    'split_unbuilt', 'RestrictedUnpickler'
 ]
+
+_TORCH_VERSION = tuple(
+    int(p) for p in re.findall(r'\d+', torch.__version__)[:2])
+#: ``torch.load(weights_only=True)`` can enforce the whole allow-list
+#: (``add_safe_globals`` with ``(function, name)`` entries: torch >= 2.6).
+WEIGHTS_ONLY_ENFORCES_ALLOW_LIST = _TORCH_VERSION >= (2, 6) and hasattr(
+    torch.serialization, 'add_safe_globals')
 
 
 class UnsafeCheckpointError(ValueError):
@@ -68,7 +90,7 @@ def _history_buffer_method(owner: Any, name: str) -> Any:
             name in ('min', 'max', 'current', 'mean')
             or name in HistoryBuffer._statistics_methods):
         return getattr(owner, name)
-    raise pickle.UnpicklingError(
+    raise _Refused(
         f'refused getattr({owner!r}, {name!r}): only the statistics methods '
         'of mmengine.logging.HistoryBuffer may be looked up')
 
@@ -83,17 +105,173 @@ def register_safe_globals() -> None:
     """Allow MMEngine's checkpoint types in ``torch.load(weights_only=True)``.
 
     ``weights_only`` stays on: a pickle naming any other global is refused.
+    torch 2.4 and 2.5 get the entries they accept (not the ``getattr``
+    replacement, which needs torch >= 2.6); torch < 2.4 has no list to add
+    to, and :func:`load_checkpoint_file` enforces the list itself there.
     """
-    torch.serialization.add_safe_globals(SAFE_GLOBALS)
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is None:
+        return
+    if WEIGHTS_ONLY_ENFORCES_ALLOW_LIST:
+        add(SAFE_GLOBALS)
+    else:
+        add([g for g in SAFE_GLOBALS if not isinstance(g, tuple)])
+
+
+# ------------------------------------------------- the restricted unpickler
+class _Refused(pickle.UnpicklingError):
+    """The pickle names a global outside the allow-list."""
+
+
+def _global_name(obj: Any) -> str:
+    return f'{obj.__module__}.{obj.__qualname__}'
+
+
+def _allowed_globals() -> Dict[str, Any]:
+    """``{'module.name': object}`` that :class:`RestrictedUnpickler` may
+    return: what ``torch.save`` writes for tensors, and
+    :data:`SAFE_GLOBALS`."""
+    allowed: Dict[str, Any] = {}
+    try:  # torch's own weights-only list (a private helper of torch)
+        from torch._weights_only_unpickler import _get_allowed_globals
+        allowed.update(_get_allowed_globals())
+    except (ImportError, AttributeError):
+        pass
+    for name in ('_rebuild_tensor', '_rebuild_tensor_v2', '_rebuild_tensor_v3',
+                 '_rebuild_parameter', '_rebuild_parameter_with_state',
+                 '_rebuild_sparse_tensor', '_rebuild_meta_tensor_no_storage',
+                 '_rebuild_qtensor', '_rebuild_nested_tensor'):
+        if hasattr(torch._utils, name):
+            allowed[f'torch._utils.{name}'] = getattr(torch._utils, name)
+    for name in dir(torch):
+        if isinstance(getattr(torch, name, None), torch.dtype):
+            allowed[f'torch.{name}'] = getattr(torch, name)
+    allowed.update({
+        'torch._tensor._rebuild_from_type_v2':
+        torch._tensor._rebuild_from_type_v2,
+        'torch.serialization._get_layout': torch.serialization._get_layout,
+        'torch.nn.parameter.Parameter': torch.nn.Parameter,
+        'torch.Size': torch.Size,
+        'torch.Tensor': torch.Tensor,
+        'torch.device': torch.device,
+        'collections.OrderedDict': OrderedDict,
+        # bytes under pickle protocol 2 (torch.save's) are _codecs.encode
+        '_codecs.encode': __import__('_codecs').encode,
+        'builtins.set': set,
+        'builtins.frozenset': frozenset,
+        'builtins.slice': slice,
+        'builtins.complex': complex,
+        'builtins.getattr': _history_buffer_method,
+    })
+    for obj in SAFE_GLOBALS:
+        if not isinstance(obj, tuple):
+            allowed[_global_name(obj)] = obj
+    allowed['mmengine.logging.history_buffer.HistoryBuffer'] = HistoryBuffer
+    # numpy 2 moved numpy.core to numpy._core: accept files of either.
+    for name, obj in list(allowed.items()):
+        for old, new in (('numpy.core.', 'numpy._core.'),
+                         ('numpy._core.', 'numpy.core.')):
+            if name.startswith(old):
+                allowed.setdefault(new + name[len(old):], obj)
+    return allowed
+
+
+_ALLOWED: Optional[Dict[str, Any]] = None
+_NOT_BUILDABLE = (type, types.FunctionType, types.BuiltinFunctionType,
+                  types.MethodType, types.ModuleType)
+
+
+class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
+    """An unpickler that only imports the allow-list.
+
+    ``find_class`` refuses every global but torch's tensor rebuild
+    functions, storages, dtypes, ``collections.OrderedDict`` and
+    :data:`SAFE_GLOBALS`; ``BUILD`` (setting the state of an object) is
+    refused on classes and functions, so a pickle cannot change an allowed
+    type either. It is the pure-Python unpickler, whose opcodes can be
+    overridden; a checkpoint's pickle holds only the structure, the tensor
+    bytes are read outside it, so this costs little.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+
+    def find_class(self, module: str, name: str) -> Any:
+        global _ALLOWED
+        if _ALLOWED is None:
+            _ALLOWED = _allowed_globals()
+        if self.proto < 3 and self.fix_imports:
+            # Protocol 2 (torch.save's) writes Python 2 names such as
+            # __builtin__.set; map them as pickle.Unpickler does.
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
+        # (torch's UnpicklerWrapper resolves '...Storage' names before this.)
+        obj = _ALLOWED.get(f'{module}.{name}')
+        if obj is None:
+            raise _Refused(f'refused global {module}.{name}: it is not on '
+                           'the allow-list of checkpoint types')
+        return obj
+
+    def load_build(self) -> None:
+        inst = self.stack[-2]
+        if isinstance(inst, _NOT_BUILDABLE):
+            raise _Refused(f'refused to set the state of {inst!r}: only '
+                           'instances of allowed types may be built')
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+class _RestrictedPickleModule:
+    """What ``torch.load(pickle_module=...)`` needs of a pickle module."""
+
+    Unpickler = RestrictedUnpickler
+    UnpicklingError = pickle.UnpicklingError
+
+    @staticmethod
+    def load(file, **kwargs):
+        return RestrictedUnpickler(file, **kwargs).load()
+
+    @staticmethod
+    def loads(data, **kwargs):
+        import io
+        return RestrictedUnpickler(io.BytesIO(data), **kwargs).load()
+
+
+def _torch_load(filename: str, map_location: Any,
+                restricted: Optional[bool] = None) -> Any:
+    """``torch.load`` with the allow-list, whichever torch this is.
+
+    ``restricted=None`` picks ``weights_only=True`` where torch enforces
+    the whole list (>= 2.6) and :class:`RestrictedUnpickler` elsewhere.
+    """
+    if restricted is None:
+        restricted = not WEIGHTS_ONLY_ENFORCES_ALLOW_LIST
+    if not restricted:
+        register_safe_globals()
+        return torch.load(
+            filename, map_location=map_location, weights_only=True)
+    # weights_only=False only because torch refuses a pickle_module with
+    # weights_only=True; the restricted unpickler does the refusing here.
+    return torch.load(
+        filename,
+        map_location=map_location,
+        pickle_module=_RestrictedPickleModule,
+        weights_only=False)
 
 
 def load_checkpoint_file(filename: Any,
-                         map_location: Any = 'cpu') -> Dict[str, Any]:
-    """Load a checkpoint file with the weights-only unpickler.
+                         map_location: Any = 'cpu',
+                         restricted: Optional[bool] = None) -> Dict[str, Any]:
+    """Load a checkpoint file, unpickling only the allow-list.
 
     Args:
         filename: Path of a ``.pth`` / ``.pth.tar`` file.
         map_location: Passed to :func:`torch.load`.
+        restricted: ``True`` uses :class:`RestrictedUnpickler`, ``False``
+            torch's ``weights_only=True`` (torch >= 2.6 for the whole list);
+            ``None`` (default) picks what this torch supports.
 
     Raises:
         TypeError: ``filename`` is not a path.
@@ -104,17 +282,21 @@ def load_checkpoint_file(filename: Any,
     """
     if not isinstance(filename, (str, os.PathLike)):
         raise TypeError(f'checkpoint must be a file path, got {filename!r}.')
+    if restricted is False and not WEIGHTS_ONLY_ENFORCES_ALLOW_LIST:
+        raise ValueError(
+            f'restricted=False needs torch >= 2.6 (this is torch '
+            f'{torch.__version__}, whose weights_only unpickler cannot take '
+            'the whole allow-list); pass restricted=None or True.')
     filename = osp.expanduser(os.fspath(filename))
     if not osp.isfile(filename):
         raise FileNotFoundError(
             f'checkpoint file {filename!r} does not exist; check the path '
             '(or the init_cfg / load_from / --resume argument that gave it).')
-    register_safe_globals()
     try:
-        checkpoint = torch.load(
-            filename, map_location=map_location, weights_only=True)
+        checkpoint = _torch_load(filename, map_location, restricted)
     except pickle.UnpicklingError as exc:
-        if 'Weights only load failed' in str(exc):
+        if isinstance(exc, _Refused) or 'Weights only load failed' in str(
+                exc):
             raise UnsafeCheckpointError(
                 f'refused to load {filename!r}: it contains objects that are '
                 'neither tensors nor MMEngine checkpoint types, and unpickling '
@@ -123,7 +305,8 @@ def load_checkpoint_file(filename: Any,
                 f'{_first_line(exc)}') from None
         raise _corrupt(filename, exc) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError,
-            UnicodeDecodeError, ValueError, KeyError, IndexError) as exc:
+            UnicodeDecodeError, ValueError, KeyError, IndexError,
+            AttributeError, TypeError) as exc:
         raise _corrupt(filename, exc) from None
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f'{filename!r} holds a {type(checkpoint).__name__}, '
@@ -149,14 +332,9 @@ def _corrupt(filename: str, exc: BaseException) -> ValueError:
 
 # MMEngine logs 'Loads checkpoint by {name[10:]} backend', hence the name.
 def load_from_local_weights_only(filename, map_location=None):
+    """MMEngine's local-path loader, through :func:`load_checkpoint_file`
+    (installed by :func:`rla_mmdet.engine.enable_checkpoint_io`)."""
     return load_checkpoint_file(filename, map_location)
-
-
-def install_mmengine_loader() -> None:
-    """Make MMEngine read local checkpoints through
-    :func:`load_checkpoint_file`."""
-    CheckpointLoader.register_scheme(prefixes='', force=True)(
-        load_from_local_weights_only)
 
 
 def get_state_dict(checkpoint: Mapping, filename: str = '') -> 'OrderedDict':
@@ -185,7 +363,27 @@ def get_state_dict(checkpoint: Mapping, filename: str = '') -> 'OrderedDict':
     return OrderedDict(state_dict)
 
 
+def split_unbuilt(state_dict: Mapping[str, Any], prefixes: Tuple[str, ...]
+                  ) -> Tuple['OrderedDict', List[str]]:
+    """Split off the tensors of modules a backbone does not build.
+
+    Args:
+        state_dict: A checkpoint's tensors.
+        prefixes: Key prefixes with no module in the model, e.g.
+            ``RLAResNet.unbuilt_prefixes()`` (the ImageNet classifier and
+            the norm of the last hidden-state update), with ``'backbone.'``
+            in front for a whole detector.
+
+    Returns:
+        The kept tensors (in their order) and the dropped keys.
+    """
+    kept = OrderedDict(
+        (k, v) for k, v in state_dict.items() if not k.startswith(prefixes))
+    return kept, [k for k in state_dict if k.startswith(prefixes)]
+
+
 def _head(keys: Iterable, n: int = 5) -> str:
+    """The first ``n`` items of ``keys`` for an error message."""
     keys = list(keys)
     more = f' ... ({len(keys)} in all)' if len(keys) > n else ''
     return ', '.join(map(str, keys[:n])) + more
@@ -250,11 +448,7 @@ def load_backbone_weights(model: torch.nn.Module,
                              f'prefix={prefix!r}; its first keys are '
                              f'{_head(state_dict)}.')
         state_dict = picked
-    dropped = [
-        k for k in state_dict if k.startswith(model.unbuilt_prefixes())
-    ]
-    for k in dropped:
-        del state_dict[k]
+    state_dict, dropped = split_unbuilt(state_dict, model.unbuilt_prefixes())
     own = model.state_dict()
     missing = [
         k for k in own

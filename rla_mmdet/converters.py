@@ -1,6 +1,7 @@
 """Convert the authors' checkpoints into clean MMDetection 3.x files.
 
-Two kinds of files were published with the paper (see ``shared/RLA.md``):
+Two kinds of files were published with the paper (listed in
+:mod:`rla_mmdet.zoo`):
 
 - ImageNet checkpoints (``resnet50_rla_2283.pth.tar``...): written by a
   ``DistributedDataParallel`` training script, a dict with ``epoch``,
@@ -18,8 +19,9 @@ MMDetection 3.x kept the module names of the parts these detectors use
 (``FPN``, ``RPNHead``, ``StandardRoIHead`` with ``Shared2FCBBoxHead`` and
 ``FCNMaskHead``, ``RetinaHead``), and the RLA backbone keeps the authors'
 names, so the keys carry over one to one. The converter does not trust this:
-it builds the 3.x model from the matching config of ``configs/`` and
-requires the converted keys and shapes to be exactly the model's.
+it builds the 3.x model from a config (given, or the matching config of the
+zoo found in a ``configs/`` folder that the caller names) and requires the
+converted keys and shapes to be exactly the model's.
 
 Both converters refuse a file they do not fully understand: any key that
 the target model does not have, any missing key and any shape mismatch
@@ -36,7 +38,8 @@ import torch
 import torch.nn as nn
 
 from .backbones import RLAECANet, RLAResNet
-from .checkpoint import get_state_dict, load_checkpoint_file
+from .checkpoint import (_head, get_state_dict, load_checkpoint_file,
+                         split_unbuilt)
 from .version import __version__
 from .zoo import DETECTORS
 
@@ -48,19 +51,12 @@ __all__ = [
 #: Written to the ``meta`` of every converted file.
 CONVERTER_VERSION = '1.0'
 
-_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 _BACKBONE_NAMES = {
     (50, False): 'rla-r50',
     (50, True): 'rla-eca-r50',
     (101, False): 'rla-r101',
     (101, True): 'rla-eca-r101',
 }
-
-
-def _head(keys, n: int = 5) -> str:
-    keys = list(keys)
-    more = f' ... ({len(keys)} in all)' if len(keys) > n else ''
-    return ', '.join(map(str, keys[:n])) + more
 
 
 def sha256sum(path: str) -> str:
@@ -169,8 +165,7 @@ def _match(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
     ``num_batches_tracked`` counters, which older files may lack.
     """
     own = model.state_dict()
-    dropped = [k for k in state_dict if k.startswith(ignored)]
-    kept = {k: v for k, v in state_dict.items() if not k.startswith(ignored)}
+    kept, dropped = split_unbuilt(state_dict, ignored)
     unknown = [k for k in kept if k not in own]
     if unknown:
         raise ValueError(
@@ -294,14 +289,21 @@ def _detector_family(keys: List[str], what: str) -> str:
         f'are {_head(keys)}.')
 
 
-def _zoo_config(family: str, backbone_cfg: Dict[str, Any],
-                what: str) -> str:
+def _zoo_config(family: str, backbone_cfg: Dict[str, Any], what: str,
+                configs_dir: str) -> str:
     eca = backbone_cfg['type'] == 'RLAECANet'
     name = _BACKBONE_NAMES.get((backbone_cfg['depth'], eca))
     extra = set(backbone_cfg) - {'type', 'depth'}
     for det in DETECTORS:
         if det.family == family and det.backbone == name and not extra:
-            return osp.join(_REPO_ROOT, det.config)
+            path = det.config_in(configs_dir)
+            if not osp.isfile(path):
+                raise FileNotFoundError(
+                    f'{what} is a {family} with a {backbone_cfg} backbone, '
+                    f'whose config {path!r} does not exist; pass the '
+                    'configs/ folder of an rla_mmdet clone, or the config '
+                    'itself as --config.')
+            return path
     raise ValueError(
         f'{what} is a {family} with a {backbone_cfg} backbone, which matches '
         'none of the configs of this repository; pass the config it was '
@@ -335,8 +337,10 @@ def build_detector(config: str, num_classes: int) -> nn.Module:
     return MODELS.build(model_cfg)
 
 
-def mmdet2_to_mmdet3(src: str, dst: str,
-                     config: Optional[str] = None) -> Dict[str, Any]:
+def mmdet2_to_mmdet3(src: str,
+                     dst: str,
+                     config: Optional[str] = None,
+                     configs_dir: Optional[str] = None) -> Dict[str, Any]:
     """Convert an mmdetection 2.x detector checkpoint to MMDetection 3.x.
 
     Args:
@@ -345,14 +349,21 @@ def mmdet2_to_mmdet3(src: str, dst: str,
         dst: Output ``.pth``: ``state_dict`` with exactly the keys of the
             3.x model, ``meta`` with ``dataset_meta={'classes': ...}``;
             the optimizer state is dropped.
-        config: The 3.x config to check the keys against; by default the
-            config of ``configs/`` for the detector and backbone found in the
-            file.
+        config: The 3.x config to check the keys against.
+        configs_dir: Without ``config``: the ``configs/`` folder of an
+            rla_mmdet clone, where the zoo config of the detector and
+            backbone found in the file is taken from (the installed
+            package holds no configs).
 
     Returns:
         The ``meta`` written to ``dst``.
     """
     what = repr(src)
+    if config is None and configs_dir is None:
+        raise ValueError(
+            'mmdet2_to_mmdet3 needs the 3.x config to check the keys '
+            'against: pass config=PATH, or configs_dir= the configs/ folder '
+            'of an rla_mmdet clone to use the matching zoo config.')
     checkpoint = load_checkpoint_file(src)
     meta = checkpoint.get('meta')
     if not isinstance(checkpoint.get('state_dict'), Mapping) or \
@@ -377,16 +388,21 @@ def mmdet2_to_mmdet3(src: str, dst: str,
     family = _detector_family(keys, what)
     backbone_cfg = infer_backbone(state_dict, 'backbone.', src)
     if config is None:
-        config = _zoo_config(family, backbone_cfg, what)
+        config = _zoo_config(family, backbone_cfg, what, configs_dir)
     model = build_detector(config, len(classes))
     backbone = model.backbone
     if not isinstance(backbone, RLAResNet):
         raise ValueError(f'the backbone of {config!r} is '
                          f'{type(backbone).__name__}, not an RLA backbone.')
     ignored = tuple('backbone.' + p for p in backbone.unbuilt_prefixes())
-    config_path = osp.abspath(config)
-    if config_path.startswith(_REPO_ROOT + os.sep):
-        config = osp.relpath(config_path, _REPO_ROOT)
+    if configs_dir is not None:
+        # Under the clone's configs/: recorded as configs/<family>/<file>.
+        configs_dir = osp.abspath(configs_dir)
+        config_path = osp.abspath(config)
+        if config_path.startswith(configs_dir + os.sep):
+            config = osp.join(
+                osp.basename(configs_dir),
+                osp.relpath(config_path, configs_dir))
     weights, dropped = _match(state_dict, model, ignored, what,
                               f'the {type(model).__name__} of {config!r}')
     new_meta = dict(

@@ -10,7 +10,7 @@ built, and reports each problem in one sentence naming the file (and image).
 import json
 import os.path as osp
 import warnings
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -19,16 +19,32 @@ class DatasetWarning(UserWarning):
     """Annotations that MMDetection will skip."""
 
 
-def _coco_datasets(cfg: Config) -> Iterator[Tuple[str, dict]]:
+def iter_datasets(cfg: Config) -> Iterator[Tuple[str, Any]]:
+    """``(split, dataset config)`` for every dataset of the data loaders.
+
+    Wrappers (``RepeatDataset``, ``ClassBalancedDataset``... with a
+    ``dataset``) come before the datasets they wrap, a ``ConcatDataset``
+    before its ``datasets``.
+    """
+
+    def walk(split: str, dataset: Any) -> Iterator[Tuple[str, Any]]:
+        if not isinstance(dataset, dict):
+            return
+        yield split, dataset
+        yield from walk(split, dataset.get('dataset'))
+        for inner in dataset.get('datasets') or ():
+            yield from walk(split, inner)
+
     for split in ('train', 'val', 'test'):
         loader = cfg.get(f'{split}_dataloader')
-        if not loader:
-            continue
-        dataset = loader.get('dataset')
-        while dataset is not None and 'ann_file' not in dataset \
-                and 'dataset' in dataset:
-            dataset = dataset['dataset']
-        if dataset is not None and 'ann_file' in dataset:
+        if loader:
+            yield from walk(split, loader.get('dataset'))
+
+
+def _coco_datasets(cfg: Config) -> Iterator[Tuple[str, Any]]:
+    """The datasets of :func:`iter_datasets` that read an annotation file."""
+    for split, dataset in iter_datasets(cfg):
+        if 'ann_file' in dataset:
             yield split, dataset
 
 
@@ -133,13 +149,21 @@ def check_coco_split(ann_file: str,
 def check_datasets(cfg: Config,
                    splits: Tuple[str, ...] = ('train', 'val'),
                    check_images: bool = True) -> Dict[str, Dict[str, int]]:
-    """Check the COCO-style datasets of ``cfg`` for the given splits."""
-    result = {}
+    """Check the COCO-style datasets of ``cfg`` for the given splits.
+
+    Returns:
+        ``{split: {'images': n, 'annotations': n, 'degenerate': n}}``,
+        summed over the datasets of a split (a ``ConcatDataset``).
+    """
+    result: Dict[str, Dict[str, int]] = {}
     for split, dataset in _coco_datasets(cfg):
         if split not in splits:
             continue
         ann, img_dir = _paths(dataset)
-        result[split] = check_coco_split(ann, img_dir, split, check_images)
+        counts = check_coco_split(ann, img_dir, split, check_images)
+        total = result.setdefault(split, dict.fromkeys(counts, 0))
+        for key, value in counts.items():  # several datasets of a split add
+            total[key] += value
     return result
 
 

@@ -17,11 +17,12 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 
+from .data_checks import dataset_classes, iter_datasets
 from .zoo import where_to_get
 
 _REMOTE_PREFIXES = ('http://', 'https://', 'torchvision://', 'open-mmlab://',
@@ -61,22 +62,6 @@ def load_config(path: str,
     return cfg
 
 
-def _datasets(cfg: Config) -> Iterator[ConfigDict]:
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        loader = cfg.get(key)
-        if not loader:
-            continue
-        dataset = loader.get('dataset')
-        while dataset is not None:
-            yield dataset
-            inner = dataset.get('dataset')
-            datasets = dataset.get('datasets')
-            if datasets:
-                for d in datasets:
-                    yield d
-            dataset = inner
-
-
 def set_data_root(cfg: Config, data_root: str) -> None:
     """Point every dataset and evaluator of ``cfg`` at ``data_root``.
 
@@ -93,7 +78,7 @@ def set_data_root(cfg: Config, data_root: str) -> None:
             'annotations/ and the image folders (COCO layout).')
     old = cfg.get('data_root')
     new = data_root if data_root.endswith('/') else data_root + '/'
-    for dataset in _datasets(cfg):
+    for _, dataset in iter_datasets(cfg):
         if 'data_root' in dataset:
             dataset.data_root = new
     for key in ('val_evaluator', 'test_evaluator'):
@@ -225,11 +210,13 @@ def auto_resume_fallback(work_dir: str) -> Optional[str]:
     return newest
 
 
-def protect_work_dir(work_dir: str, resume: bool, load_from: Any) -> None:
+def protect_work_dir(work_dir: str, resume: bool) -> None:
     """Refuse to train over another run's checkpoints without ``--resume``.
 
     MMEngine names checkpoints ``epoch_N.pth`` / ``iter_N.pth``: a new run in
-    the same work dir would overwrite them one by one.
+    the same work dir would overwrite them one by one. A run with
+    ``load_from`` (weights only, not resuming) is a new run too and writes
+    the same names, so it gets no exception.
     """
     if resume:
         return
@@ -346,7 +333,6 @@ def check_model_config(cfg: Config, split: str = 'train') -> None:
             f'registered RLA backbones are {", ".join(rla)} (and the legacy '
             "mmdetection 2.x name 'RLA_ResNet')" +
             (f'; did you mean {close[0]!r}?' if close else '.'))
-    from .data_checks import dataset_classes
     classes = dataset_classes(cfg, split)
     if not classes:
         return

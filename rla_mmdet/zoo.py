@@ -2,7 +2,8 @@
 
 The files are hosted by the paper's authors on Google Drive and Baidu Drive
 (repository ``fangyanwen1106/RLANet``); this package never downloads them.
-Error messages, the README tables and the metafiles read this module.
+Error messages, the README tables and the metafiles read this module. The
+config paths are relative to the repository root; nothing here reads them.
 """
 import os.path as osp
 from typing import Dict, NamedTuple, Optional, Tuple
@@ -55,11 +56,16 @@ IMAGENET_RESULTS: Dict[str, Tuple[str, str, float, float]] = {
 
 class Detector(NamedTuple):
     """One of the 12 COCO configs with the paper's result."""
-    config: str  # path relative to the repository root
+    config: str  # path relative to the repository root: configs/...
     family: str  # 'faster_rcnn', 'retinanet' or 'mask_rcnn'
     backbone: str  # key of IMAGENET
     box_ap: Tuple[float, float, float]  # AP, AP50, AP75 on val2017
     published: Published
+
+    def config_in(self, configs_dir: str) -> str:
+        """The path of this config in ``configs_dir``, the ``configs/``
+        folder of a clone (the installed package holds no configs)."""
+        return osp.join(configs_dir, *self.config.split('/')[1:])
 
 
 _DET = [

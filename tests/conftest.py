@@ -9,6 +9,22 @@ import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
+#: The core tests (``pytest -m core``), which the second stack (torch 2.1,
+#: .venv-torch21) runs too: the backbones, checkpoint safety and resume,
+#: every config builds and runs, train / resume / test end to end, and the
+#: distributed scripts with 2 CPU processes.
+CORE_MODULES = {
+    'test_backbone.py', 'test_fast_paths.py', 'test_checkpoint.py',
+    'test_checkpoint_io.py', 'test_compat.py', 'test_configs.py',
+    'test_train_e2e.py', 'test_dist.py'
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if osp.basename(str(item.fspath)) in CORE_MODULES:
+            item.add_marker(pytest.mark.core)
+
 
 @pytest.fixture(scope='session')
 def repo_root() -> str:

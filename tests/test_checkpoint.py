@@ -10,7 +10,18 @@ from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
 
 from rla_mmdet import RLAECANet, RLAResNet
-from rla_mmdet.checkpoint import UnsafeCheckpointError, load_checkpoint_file
+from rla_mmdet.checkpoint import (WEIGHTS_ONLY_ENFORCES_ALLOW_LIST,
+                                  UnsafeCheckpointError, load_checkpoint_file)
+from rla_mmdet.engine import enable_checkpoint_io, restore_checkpoint_io
+
+#: The two ways load_checkpoint_file enforces the allow-list: the restricted
+#: unpickler (torch < 2.6) and torch.load(weights_only=True) (torch >= 2.6).
+ROUTES = [
+    pytest.param(True, id='restricted_unpickler'),
+    pytest.param(False, id='weights_only', marks=pytest.mark.skipif(
+        not WEIGHTS_ONLY_ENFORCES_ALLOW_LIST,
+        reason='add_safe_globals with (function, name) needs torch >= 2.6')),
+]
 
 
 def authors_imagenet_checkpoint(path, cls=RLAResNet, depth=50, seed=1):
@@ -175,12 +186,11 @@ def mmengine_style_checkpoint(path):
     return state
 
 
-def test_mmengine_checkpoints_load_with_weights_only(tmp_path):
+@pytest.mark.parametrize('restricted', ROUTES)
+def test_mmengine_checkpoints_load_with_the_allow_list(tmp_path, restricted):
     path = tmp_path / 'epoch_1.pth'
     mmengine_style_checkpoint(path)
-    # torch >= 2.6 defaults to weights_only=True; importing rla_mmdet
-    # allow-lists MMEngine's types so this works without weights_only=False.
-    loaded = torch.load(path)
+    loaded = load_checkpoint_file(path, restricted=restricted)
     buf = loaded['message_hub']['log_scalars']['train/loss']
     assert isinstance(buf, HistoryBuffer)
     assert buf.current() == 1.25
@@ -188,6 +198,19 @@ def test_mmengine_checkpoints_load_with_weights_only(tmp_path):
     assert loaded['param_schedulers'][0]['milestones'][11] == 1
     assert np.array_equal(loaded['extra'], np.arange(3))
     assert _load_checkpoint(str(path))['meta']['iter'] == 7
+
+
+@pytest.mark.skipif(not WEIGHTS_ONLY_ENFORCES_ALLOW_LIST,
+                    reason='torch < 2.6 does not default to weights_only')
+def test_plain_torch_load_of_an_mmengine_checkpoint(tmp_path):
+    # torch >= 2.6 defaults to weights_only=True; importing rla_mmdet
+    # allow-lists MMEngine's types so MMEngine's own torch.load calls (and
+    # a user's) load them without weights_only=False.
+    path = tmp_path / 'epoch_1.pth'
+    mmengine_style_checkpoint(path)
+    loaded = torch.load(path)
+    assert loaded['message_hub']['log_scalars']['train/loss'].current() == \
+        1.25
 
 
 class _RunsCode:
@@ -199,18 +222,33 @@ class _RunsCode:
         return (os.system, (f'touch {self.marker}', ))
 
 
-def test_crafted_pickle_never_runs(tmp_path):
+@pytest.mark.parametrize('restricted', ROUTES)
+def test_crafted_pickle_never_runs(tmp_path, restricted):
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {'w': torch.ones(1)},
                 'payload': _RunsCode(marker)}, path)
     with pytest.raises(UnsafeCheckpointError, match=r'evil\.pth.*refused|'
                        r'refused.*evil\.pth'):
-        load_checkpoint_file(path)
-    with pytest.raises(pickle.UnpicklingError):
-        torch.load(path)
-    with pytest.raises(UnsafeCheckpointError):
-        load_checkpoint(torch.nn.Linear(1, 1), str(path))
+        load_checkpoint_file(path, restricted=restricted)
+    assert not marker.exists()
+
+
+def test_crafted_pickle_through_every_loader(tmp_path):
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'w': torch.ones(1)},
+                'payload': _RunsCode(marker)}, path)
+    if WEIGHTS_ONLY_ENFORCES_ALLOW_LIST:  # torch's default refuses it too
+        with pytest.raises(pickle.UnpicklingError):
+            torch.load(path)
+    # MMEngine's loader, as the tools and CheckpointIOHook switch it.
+    before = enable_checkpoint_io()
+    try:
+        with pytest.raises(UnsafeCheckpointError):
+            load_checkpoint(torch.nn.Linear(1, 1), str(path))
+    finally:
+        restore_checkpoint_io(before)
     model = RLAResNet(depth=18, init_cfg=dict(type='Pretrained',
                                               checkpoint=str(path)))
     with pytest.raises(UnsafeCheckpointError):
@@ -227,16 +265,19 @@ class _Getattr:
         return (getattr, (self.owner, self.name))
 
 
-def test_getattr_is_limited_to_history_buffer_statistics(tmp_path):
+@pytest.mark.parametrize('restricted', ROUTES)
+def test_getattr_is_limited_to_history_buffer_statistics(tmp_path,
+                                                         restricted):
     ok = tmp_path / 'ok.pth'
     torch.save({'m': _Getattr(HistoryBuffer, 'mean')}, ok)
-    assert torch.load(ok)['m'] is HistoryBuffer.mean
+    assert load_checkpoint_file(
+        ok, restricted=restricted)['m'] is HistoryBuffer.mean
     for owner, name in [(HistoryBuffer, 'update'),
                         (HistoryBuffer, '__init__'), (OrderedDict, 'fromkeys')]:
         bad = tmp_path / f'bad_{name}.pth'
         torch.save({'m': _Getattr(owner, name)}, bad)
         with pytest.raises(UnsafeCheckpointError):
-            load_checkpoint_file(bad)
+            load_checkpoint_file(bad, restricted=restricted)
 
 
 def test_fresh_process_loads_a_history_buffer_checkpoint(tmp_path):
@@ -246,8 +287,8 @@ def test_fresh_process_loads_a_history_buffer_checkpoint(tmp_path):
     import sys
     path = tmp_path / 'epoch_1.pth'
     mmengine_style_checkpoint(path)
-    script = ('import torch, rla_mmdet\n'
-              f'c = torch.load({str(path)!r})\n'
+    script = ('from rla_mmdet.checkpoint import load_checkpoint_file\n'
+              f'c = load_checkpoint_file({str(path)!r})\n'
               "print(c['message_hub']['log_scalars']['train/loss'].mean())")
     out = subprocess.run([sys.executable, '-c', script], capture_output=True,
                          text=True, timeout=300)

@@ -75,6 +75,8 @@ def test_config_builds_and_runs_loss_and_predict(config):
     assert cfg.model.backbone.type in ('RLAResNet', 'RLAECANet')
     assert cfg.custom_imports == dict(imports=['rla_mmdet'],
                                       allow_failed_imports=False)
+    # the explicit switch for atomic saves and the allow-list loader
+    assert 'CheckpointIOHook' in [h.type for h in cfg.custom_hooks]
     model = build_without_pretrained(cfg)
     with_masks = 'mask_head' in cfg.model.get('roi_head', {})
     heads = cfg.model.get('roi_head', cfg.model).get('bbox_head')
@@ -129,8 +131,8 @@ def test_coco_config_follows_the_paper_recipe(detector):
                                                               0.001, 500)
     assert warmup.by_epoch is False
     assert (steps.type, steps.milestones) == ('MultiStepLR', [8, 11])
-    assert [h.type for h in cfg.custom_hooks] == ['NonFiniteLossHook',
-                                                  'EpochSeedHook']
+    assert [h.type for h in cfg.custom_hooks] == [
+        'CheckpointIOHook', 'NonFiniteLossHook', 'EpochSeedHook']
     assert cfg.train_dataloader.dataset.data_root == 'data/coco/'
     metric = cfg.val_evaluator.metric
     if detector.family == 'mask_rcnn':

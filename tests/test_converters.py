@@ -1,9 +1,10 @@
 """tools/model_converters: the authors' ImageNet and mmdetection 2.x files.
 
 The published files cannot be downloaded here, so each test writes a file of
-the same layout (the DDP `module.` prefix, the module names of the paper's
-code, the `*.pth.tar` dict of the authors' training script)
-with random tensors of the right names and shapes.
+the same layout (``module.``-prefixed ImageNet state dicts with the
+classifier; mmdetection 2.x ``state_dict`` + ``meta``, see
+``rla_mmdet/converters.py``) with random tensors of the right names and
+shapes.
 """
 import hashlib
 import importlib.util
@@ -24,6 +25,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FASTER_R50 = 'configs/faster_rcnn/faster-rcnn_rla-r50_fpn_1x_coco.py'
 RETINA_ECA_R50 = 'configs/retinanet/retinanet_rla-eca-r50_fpn_1x_coco.py'
 SHAPES_MASK_R18 = 'configs/shapes/mask-rcnn_rla-r18_fpn_shapes.py'
+CONFIGS_DIR = osp.join(ROOT, 'configs')
 COCO_CLASSES = tuple(f'class{i}' for i in range(80))
 BN = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
 
@@ -258,7 +260,7 @@ def test_faster_rcnn_mmdet2_checkpoint_loads_in_the_test_runner(tmp_path):
     src = str(tmp_path / 'faster_rcnn_r50rla_fpn_1x_coco_388.pth')
     source = _mmdet2_file(src, model, COCO_CLASSES)
     dst = str(tmp_path / 'faster.pth')
-    meta = mmdet2_to_mmdet3(src, dst)  # the config is found in configs/
+    meta = mmdet2_to_mmdet3(src, dst, configs_dir=CONFIGS_DIR)  # found there
     assert meta['config'] == FASTER_R50
     assert meta['source_mmdet_version'] == '2.11.0'
     assert meta['source_sha256'] == _sha256(src)
@@ -280,7 +282,8 @@ def test_retinanet_eca_mmdet2_checkpoint(tmp_path):
     src = str(tmp_path / 'retinanet_r50rlaeca_fpn_1x_coco_390.pth')
     source = _mmdet2_file(src, model, COCO_CLASSES)
     dst = str(tmp_path / 'retina.pth')
-    assert mmdet2_to_mmdet3(src, dst)['config'] == RETINA_ECA_R50
+    assert mmdet2_to_mmdet3(
+        src, dst, configs_dir=CONFIGS_DIR)['config'] == RETINA_ECA_R50
     _check_converted(dst, source, model, COCO_CLASSES)
     fresh = _build(RETINA_ECA_R50)
     load_checkpoint(fresh, dst, strict=True)  # raises on missing keys
@@ -346,4 +349,9 @@ def test_mmdet2_converter_needs_a_config_for_unknown_backbones(
         tmp_path, mask_r18):
     # No config of configs/ has a COCO Mask R-CNN with an RLA-ResNet-18.
     with pytest.raises(ValueError, match='pass the config .* --config'):
+        mmdet2_to_mmdet3(mask_r18[1], str(tmp_path / 'out.pth'),
+                         configs_dir=CONFIGS_DIR)
+    # The package reads no configs/ of its own: without config or
+    # configs_dir it says what to pass.
+    with pytest.raises(ValueError, match='config=PATH, or configs_dir='):
         mmdet2_to_mmdet3(mask_r18[1], str(tmp_path / 'out.pth'))

@@ -15,7 +15,7 @@ from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
-import rla_mmdet  # noqa: F401  (registers the atomic backend and hooks)
+import rla_mmdet  # noqa: F401  (registers the hooks)
 from rla_mmdet.data_checks import (DatasetWarning, check_coco_split,
                                    check_datasets, dataset_classes)
 from rla_mmdet.engine import AtomicLocalBackend, EpochSeedHook, NonFiniteLossHook
@@ -65,11 +65,11 @@ def test_missing_pretrained_file_stops_before_training():
 
 
 def test_work_dir_with_another_runs_checkpoints_is_protected(tmp_path):
-    protect_work_dir(str(tmp_path), resume=False, load_from=None)
+    protect_work_dir(str(tmp_path), resume=False)
     (tmp_path / 'epoch_3.pth').write_bytes(b'x')
     with pytest.raises(FileExistsError, match=r'epoch_3\.pth.*--resume'):
-        protect_work_dir(str(tmp_path), resume=False, load_from=None)
-    protect_work_dir(str(tmp_path), resume=True, load_from=None)
+        protect_work_dir(str(tmp_path), resume=False)
+    protect_work_dir(str(tmp_path), resume=True)
     assert (tmp_path / 'epoch_3.pth').read_bytes() == b'x'
 
 
@@ -242,8 +242,8 @@ def test_checkpoint_save_killed_midway_leaves_the_last_one_intact(tmp_path):
     """SIGKILL a process inside ``save_checkpoint`` of a second checkpoint."""
     script = textwrap.dedent(f"""
         import os, sys, time, torch
-        import rla_mmdet
         import rla_mmdet.engine.fileio as fileio
+        fileio.enable_checkpoint_io()  # what the tools and configs do
         from mmengine.runner.checkpoint import save_checkpoint
         work = {str(tmp_path)!r}
         save_checkpoint({{'state_dict': {{'w': torch.ones(3)}}}},

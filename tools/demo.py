@@ -18,6 +18,7 @@ MMDetection's ``DetInferencer`` and its visualizer. Written under
   original image) and, for instance segmentation, ``mask`` (COCO RLE).
 """
 import argparse
+import importlib.util
 import glob
 import json
 import os
@@ -25,13 +26,16 @@ import os.path as osp
 import sys
 from typing import Dict, List, Sequence
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+if importlib.util.find_spec('rla_mmdet') is None:
+    # Not installed: run from the clone this script is in.
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch  # noqa: E402
 from mmdet.apis import DetInferencer  # noqa: E402
 
 import rla_mmdet  # noqa: E402,F401  registers the RLA backbones
 from rla_mmdet.checkpoint import get_state_dict  # noqa: E402
+from rla_mmdet.engine import enable_checkpoint_io  # noqa: E402
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -183,6 +187,9 @@ def _instances(pred: dict, classes: Sequence[str], score_thr: float
 
 def main(argv=None):
     args = parse_args(argv)
+    # DetInferencer loads the checkpoint through MMEngine's loader: make it
+    # the allow-list loader of rla_mmdet for this process.
+    enable_checkpoint_io()
     for path, what in ((args.config, 'config'),
                        (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):

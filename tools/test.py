@@ -10,16 +10,20 @@ per-class AP; ``test_evaluator.format_only=True
 test_evaluator.outfile_prefix=DIR/results`` writes test-dev JSON files.
 """
 import argparse
+import importlib.util
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+if importlib.util.find_spec('rla_mmdet') is None:
+    # Not installed: run from the clone this script is in.
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import rla_mmdet  # noqa: E402,F401
 from rla_mmdet.data_checks import check_datasets  # noqa: E402
+from rla_mmdet.engine import enable_checkpoint_io  # noqa: E402
 from rla_mmdet.launch import (apply_common_args, check_model_config,  # noqa
                               load_config, parse_tool_args,
                               setup_distributed, teardown_distributed)
@@ -48,6 +52,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    # The allow-list loader (one-sentence errors for a bad checkpoint) for
+    # this process, also for configs that do not list CheckpointIOHook.
+    enable_checkpoint_io()
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(
             f'checkpoint {args.checkpoint!r} does not exist; pass the .pth '

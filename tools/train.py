@@ -5,17 +5,20 @@ Usage: python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
        [--launcher {none,pytorch,slurm,mpi}]
 """
 import argparse
+import importlib.util
 import os.path as osp
 import sys
 
-# Let the script run from a clone without installing the package.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+if importlib.util.find_spec('rla_mmdet') is None:
+    # Not installed: run from the clone this script is in.
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import rla_mmdet  # noqa: E402,F401  registers the RLA backbones
 from rla_mmdet.data_checks import check_datasets  # noqa: E402
+from rla_mmdet.engine import enable_checkpoint_io  # noqa: E402
 from rla_mmdet.launch import (apply_common_args, auto_resume_fallback,  # noqa
                               check_model_config, check_pretrained,
                               load_config,
@@ -51,6 +54,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    # Atomic checkpoint writes and the allow-list loader for this process,
+    # also for configs that do not list CheckpointIOHook.
+    enable_checkpoint_io()
     cfg = load_config(args.config, args.cfg_options, args.data_root)
     apply_common_args(cfg, args, args.config)
 
@@ -71,8 +77,7 @@ def main(argv=None):
         cfg.resume = True
         cfg.load_from = args.resume
 
-    protect_work_dir(cfg.work_dir, cfg.get('resume', False),
-                     cfg.get('load_from'))
+    protect_work_dir(cfg.work_dir, cfg.get('resume', False))
     check_model_config(cfg)
     if not args.skip_data_check:
         check_datasets(

@@ -1,7 +1,9 @@
-from .fileio import AtomicLocalBackend, register_atomic_local_backend
-from .hooks import EpochSeedHook, NonFiniteLossHook
+from .fileio import (AtomicLocalBackend, checkpoint_io_enabled,
+                     enable_checkpoint_io, restore_checkpoint_io)
+from .hooks import CheckpointIOHook, EpochSeedHook, NonFiniteLossHook
 
 __all__ = [
-    'AtomicLocalBackend', 'register_atomic_local_backend', 'EpochSeedHook',
+    'AtomicLocalBackend', 'enable_checkpoint_io', 'restore_checkpoint_io',
+    'checkpoint_io_enabled', 'CheckpointIOHook', 'EpochSeedHook',
     'NonFiniteLossHook'
 ]

@@ -1,4 +1,4 @@
-"""Atomic writes for MMEngine's local file backend.
+"""Checkpoint IO for MMEngine runs: atomic writes and clear loader errors.
 
 MMEngine saves a checkpoint with ``LocalBackend.put``, which opens the final
 path and writes into it: a process killed during the write leaves a
@@ -6,14 +6,25 @@ truncated ``epoch_N.pth`` behind. :class:`AtomicLocalBackend` writes to a
 temporary file in the same directory, flushes it to disk and renames it over
 the target, so a checkpoint path holds either the previous complete file or
 the new complete file, never a partial one.
+
+Nothing here is switched on by ``import rla_mmdet``. :func:`enable_checkpoint_io`
+makes MMEngine use :class:`AtomicLocalBackend` for local paths and read local
+checkpoints through :func:`rla_mmdet.checkpoint.load_checkpoint_file` (the
+allow-list, one-sentence errors for a missing, corrupt or unsafe file); the
+``CheckpointIOHook`` of this package's configs and its ``tools/`` scripts
+call it.
 """
 import os
 import os.path as osp
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Any, NamedTuple, Union
 
 from mmengine.fileio.backends import LocalBackend, register_backend
+from mmengine.fileio.backends import registry_utils as _backends
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from ..checkpoint import load_from_local_weights_only
 
 
 def atomic_write(data: bytes, filepath: Union[str, Path]) -> None:
@@ -49,6 +60,50 @@ class AtomicLocalBackend(LocalBackend):
         atomic_write(obj.encode(encoding), filepath)
 
 
-def register_atomic_local_backend() -> None:
-    """Make MMEngine use :class:`AtomicLocalBackend` for local paths."""
+class CheckpointIOState(NamedTuple):
+    """What MMEngine used for local paths before
+    :func:`enable_checkpoint_io`: pass it to
+    :func:`restore_checkpoint_io`."""
+    backend: Any  # registered as 'local'
+    prefix_backend: Any  # for paths without a prefix
+    loader: Any  # CheckpointLoader's scheme for paths without a prefix
+
+
+def current_checkpoint_io() -> CheckpointIOState:
+    """The local file backend and checkpoint loader MMEngine uses now."""
+    return CheckpointIOState(
+        _backends.backends.get('local'),
+        _backends.prefix_to_backends.get(''),
+        CheckpointLoader._schemes.get(''))
+
+
+def checkpoint_io_enabled() -> bool:
+    """Whether :func:`enable_checkpoint_io` is in effect."""
+    state = current_checkpoint_io()
+    return (state.prefix_backend is AtomicLocalBackend
+            and state.loader is load_from_local_weights_only)
+
+
+def enable_checkpoint_io() -> CheckpointIOState:
+    """Make MMEngine write local files atomically and load local
+    checkpoints through :func:`rla_mmdet.checkpoint.load_checkpoint_file`.
+
+    Returns:
+        The state before, for :func:`restore_checkpoint_io`.
+    """
+    before = current_checkpoint_io()
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_local_weights_only, force=True)
+    return before
+
+
+def restore_checkpoint_io(state: CheckpointIOState) -> None:
+    """Put back what :func:`current_checkpoint_io` returned."""
+    if state.backend is not None:
+        _backends.backends['local'] = state.backend
+    if state.prefix_backend is not None:
+        _backends.prefix_to_backends[''] = state.prefix_backend
+    if state.loader is not None:
+        CheckpointLoader.register_scheme(
+            prefixes='', loader=state.loader, force=True)

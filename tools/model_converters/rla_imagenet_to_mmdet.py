@@ -11,11 +11,14 @@ key stops the conversion. Use the output with
 ``init_cfg=dict(type='Pretrained', checkpoint=OUT)``.
 """
 import argparse
+import importlib.util
 import os.path as osp
 import sys
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+if importlib.util.find_spec('rla_mmdet') is None:
+    # Not installed: run from the clone this script is in.
+    sys.path.insert(
+        0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from rla_mmdet.converters import imagenet_to_mmdet  # noqa: E402
 

@@ -11,11 +11,14 @@ drops the optimizer state. Any unknown key stops the conversion. The output
 loads with tools/test.py CONFIG OUT.
 """
 import argparse
+import importlib.util
 import os.path as osp
 import sys
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if importlib.util.find_spec('rla_mmdet') is None:
+    # Not installed: run from the clone this script is in.
+    sys.path.insert(0, ROOT)
 
 from rla_mmdet.converters import mmdet2_to_mmdet3  # noqa: E402
 
@@ -35,7 +38,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    meta = mmdet2_to_mmdet3(args.src, args.dst, args.config)
+    # Without --config: the matching config of this clone's configs/.
+    meta = mmdet2_to_mmdet3(args.src, args.dst, args.config,
+                            configs_dir=osp.join(ROOT, 'configs'))
     print(f'{args.src} (mmdet {meta["source_mmdet_version"]}, epoch '
           f'{meta["epoch"]}) -> {args.dst}: checked against {meta["config"]}, '
           f'{len(meta["dataset_meta"]["classes"])} classes; dropped '

@@ -1,0 +1,170 @@
+"""Supported versions, and what ``import rla_mmdet`` does to a process."""
+import os.path as osp
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from rla_mmdet import dependencies
+from rla_mmdet.dependencies import (SUPPORTED, UnsupportedVersionError,
+                                    check_installed, check_version)
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def run_python(script, timeout=300):
+    out = subprocess.run([sys.executable, '-c', textwrap.dedent(script)],
+                         capture_output=True, text=True, timeout=timeout)
+    return out
+
+
+# ----------------------------------------------------------------- versions
+@pytest.mark.parametrize('name,version', [
+    ('torch', '2.0.0'), ('torch', '2.1.2+cu121'), ('torch', '2.13.0+cpu'),
+    ('torch', '2.13.1'), ('numpy', '1.26.4'), ('numpy', '2.3.1'),
+    ('mmcv', '2.0.0rc4'), ('mmcv', '2.0.1'), ('mmcv', '2.1.0'),
+    ('mmengine', '0.7.1'), ('mmengine', '0.10.7'), ('mmdet', '3.0.0'),
+    ('mmdet', '3.3.0'),
+])
+def test_supported_versions_pass(name, version):
+    check_version(name, version)
+
+
+@pytest.mark.parametrize('name,version', [
+    ('torch', '1.13.1'), ('torch', '2.14.0'), ('torch', '2.14.0.dev20261101'),
+    ('torch', '3.0.0'), ('numpy', '1.21.6'), ('numpy', '3.0.0'),
+    ('mmcv', '2.0.0rc3'), ('mmcv', '2.2.0'), ('mmcv', '1.7.2'),
+    ('mmengine', '0.7.0'), ('mmengine', '1.0.0'), ('mmdet', '2.28.2'),
+    ('mmdet', '3.4.0'),
+])
+def test_unsupported_version_is_one_sentence(name, version):
+    low, high = SUPPORTED[name]
+    with pytest.raises(UnsupportedVersionError) as info:
+        check_version(name, version)
+    msg = str(info.value)
+    assert msg.startswith(f'{name} {version} is installed')
+    assert f'>={low}, <{high}' in msg
+    assert msg.count('. ') == 0 and msg.endswith('.')
+    # the two kinds of error a caller may catch
+    assert isinstance(info.value, ImportError)
+    assert isinstance(info.value, ValueError)
+
+
+def test_missing_package_says_what_to_install():
+    with pytest.raises(UnsupportedVersionError,
+                       match=r"needs mmcv, which is not installed; .*"
+                       r"pip install 'mmcv>=2.0.0rc4,<2.2.0'"):
+        check_version('mmcv', None)
+
+
+def test_check_installed_reads_every_package():
+    seen = []
+
+    def fake(name):
+        seen.append(name)
+        return {'torch': '2.1.2', 'numpy': '1.26.4', 'mmengine': '0.10.4',
+                'mmcv': '2.1.0', 'mmdet': '3.2.0'}[name]
+
+    assert check_installed(fake)['mmdet'] == '3.2.0'
+    assert seen == list(SUPPORTED)
+    assert check_installed()['mmdet'].startswith('3.')  # this environment
+
+
+def test_setup_py_declares_the_ranges():
+    scope = {'__name__': 'x'}
+    with open(osp.join(ROOT, 'rla_mmdet', 'dependencies.py')) as f:
+        exec(f.read(), scope)  # what setup.py does
+    requires = scope['install_requires']()
+    assert 'torch>=2.0,<2.14' in requires
+    assert 'mmcv>=2.0.0rc4,<2.2.0' in requires
+    assert 'mmengine>=0.7.1,<1.0.0' in requires
+    assert 'mmdet>=3.0.0,<3.4.0' in requires
+    assert not any('==' in r for r in requires)
+    with open(osp.join(ROOT, 'setup.py')) as f:
+        assert "read_module('dependencies')['install_requires']()" in f.read()
+
+
+def test_import_with_an_unsupported_torch_stops_with_the_sentence():
+    out = run_python("""
+        import importlib.metadata as metadata
+        real = metadata.version
+        metadata.version = lambda n: '1.13.1' if n == 'torch' else real(n)
+        import rla_mmdet
+    """)
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last == (
+        'rla_mmdet.dependencies.UnsupportedVersionError: torch 1.13.1 is '
+        'installed, but rla_mmdet supports torch >=2.0, <2.14; install a '
+        "version in that range (pip install 'torch>=2.0,<2.14').")
+
+
+def test_dependencies_module_imports_only_the_standard_library():
+    out = run_python("""
+        import sys
+        sys.path.insert(0, %r)
+        before = set(sys.modules)
+        import importlib.util
+        spec = importlib.util.spec_from_file_location(
+            'deps', %r)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        heavy = {'torch', 'numpy', 'mmengine', 'mmcv', 'mmdet'}
+        print(sorted(heavy & set(sys.modules)))
+    """ % (ROOT, dependencies.__file__))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == '[]'
+
+
+# ------------------------------------------------------ a guest in a process
+def test_plain_import_leaves_mmengine_io_untouched():
+    """``import rla_mmdet`` registers; it replaces no loader or backend."""
+    out = run_python("""
+        import torch
+        from mmengine.fileio.backends import LocalBackend
+        from mmengine.fileio.backends import registry_utils as reg
+        from mmengine.runner.checkpoint import (CheckpointLoader,
+                                                load_from_local)
+        before = (reg.backends['local'], reg.prefix_to_backends[''],
+                  CheckpointLoader._schemes[''], dict(reg.backends),
+                  dict(reg.prefix_to_backends),
+                  dict(CheckpointLoader._schemes))
+        assert before[:3] == (LocalBackend, LocalBackend, load_from_local)
+        import rla_mmdet
+        from mmdet.registry import MODELS
+        from mmengine.registry import HOOKS
+        after = (reg.backends['local'], reg.prefix_to_backends[''],
+                 CheckpointLoader._schemes[''], dict(reg.backends),
+                 dict(reg.prefix_to_backends),
+                 dict(CheckpointLoader._schemes))
+        assert after == before, (before, after)
+        assert MODELS.get('RLAResNet') is rla_mmdet.RLAResNet
+        assert HOOKS.get('CheckpointIOHook') is not None
+        print('untouched')
+    """)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == 'untouched'
+
+
+def test_the_hook_switches_checkpoint_io_for_the_run_only():
+    from mmengine.fileio.backends import LocalBackend
+    from mmengine.fileio.backends import registry_utils as reg
+    from mmengine.registry import HOOKS
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from rla_mmdet.engine import AtomicLocalBackend, checkpoint_io_enabled
+    before = (reg.prefix_to_backends[''], CheckpointLoader._schemes[''])
+    assert before[0] is LocalBackend
+    hook = HOOKS.build(dict(type='CheckpointIOHook'))
+    hook.before_run(None)
+    try:
+        assert checkpoint_io_enabled()
+        assert reg.prefix_to_backends[''] is AtomicLocalBackend
+        assert reg.backends['local'] is AtomicLocalBackend
+    finally:
+        hook.after_run(None)
+    assert not checkpoint_io_enabled()
+    assert (reg.prefix_to_backends[''],
+            CheckpointLoader._schemes['']) == before
+    assert reg.backends['local'] is LocalBackend
