@@ -14,7 +14,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 #: every config builds and runs, train / resume / test end to end, and the
 #: distributed scripts with 2 CPU processes.
 CORE_MODULES = {
-    'test_backbone.py', 'test_fast_paths.py', 'test_checkpoint.py',
+    'test_backbone.py', 'test_dispatch.py', 'test_checkpoint.py',
     'test_checkpoint_io.py', 'test_compat.py', 'test_configs.py',
     'test_train_e2e.py', 'test_dist.py'
 }

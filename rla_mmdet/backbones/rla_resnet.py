@@ -35,7 +35,7 @@ from mmengine.model.weight_init import constant_init, kaiming_init
 from mmdet.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..checkpoint import load_backbone_weights
+from ..checkpoint import load_backbone_weights, split_unbuilt
 from ..layers import concat_conv, rla_update
 from ._checks import (check_bool, check_choice, check_int, check_int_tuple,
                       is_int)
@@ -590,10 +590,10 @@ class RLAResNet(BaseModule):
         # Whichever loader is used (MMEngine's load_checkpoint, a plain
         # load_state_dict), the tensors of unbuilt modules are not reported
         # as unexpected keys.
-        unbuilt = self.unbuilt_prefixes()
-        for key in [k for k in state_dict if k.startswith(prefix)]:
-            if key[len(prefix):].startswith(unbuilt):
-                del state_dict[key]
+        _, unbuilt = split_unbuilt(
+            state_dict, tuple(prefix + p for p in self.unbuilt_prefixes()))
+        for key in unbuilt:
+            del state_dict[key]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def init_weights(self) -> None:

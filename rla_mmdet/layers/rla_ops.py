@@ -21,9 +21,16 @@ from .dispatch import choose
 __all__ = ['concat_conv', 'rla_update', 'FORMS']
 
 
+# The checks below loop explicitly: torch 2.1's torch.compile cannot trace
+# a generator expression with fullgraph=True.
 def _recorded(*tensors: torch.Tensor) -> bool:
     """Whether autograd records an operation on ``tensors``."""
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    if not torch.is_grad_enabled():
+        return False
+    for t in tensors:
+        if t.requires_grad:
+            return True
+    return False
 
 
 def _plain_conv(conv: nn.Module) -> bool:
@@ -40,7 +47,10 @@ def _pointwise(conv: nn.Module) -> bool:
 
 
 def _nchw(*tensors: torch.Tensor) -> bool:
-    return all(t.is_contiguous() for t in tensors)
+    for t in tensors:
+        if not t.is_contiguous():
+            return False
+    return True
 
 
 # ------------------------------------------------------------- concat_conv
