@@ -11,6 +11,7 @@ from .backbones import RLAECANet, RLAMobileNetV2, RLAResNet
 from .checkpoint import install_mmengine_loader, register_safe_globals
 from .engine import (EpochSeedHook, NonFiniteLossHook,
                      register_atomic_local_backend)
+from .ssd_head import SSDLiteHead
 from .version import __version__
 
 register_safe_globals()

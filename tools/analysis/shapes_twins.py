@@ -1,7 +1,8 @@
 """Train twin configs with several seeds; print mean and spread of their AP.
 
 Usage: python tools/analysis/shapes_twins.py [--configs CONFIG ...]
-       [--seeds S ...] [--work-dir DIR] [--report-only] [--json OUT]
+       [--seeds S ...] [--work-dir DIR] [--data-root DIR] [--report-only]
+       [--json OUT] [--cfg-options K=V ...]
 
 Each (config, seed) pair is trained by ``tools/train.py`` into
 ``DIR/<config name>/seed<S>/`` with ``--cfg-options randomness.seed=S`` and
@@ -46,12 +47,15 @@ def parse_args(argv=None):
                         help='seeds (default 0 1 2)')
     parser.add_argument('--work-dir', default='work_dirs/twins',
                         help='root of the runs (default work_dirs/twins)')
-    parser.add_argument('--data', default='data/shapes',
+    parser.add_argument('--data-root', default='data/shapes',
                         help='shapes dataset, generated when missing '
-                        '(default data/shapes)')
+                        '(default data/shapes, the configs\' own)')
     parser.add_argument('--report-only', action='store_true',
                         help='train nothing; report the finished runs')
     parser.add_argument('--json', help='also write the table to this file')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        metavar='K=V',
+                        help='passed to every tools/train.py run')
     args = parser.parse_args(argv)
     for config in args.configs:
         if not osp.isfile(config):
@@ -83,11 +87,12 @@ def read_log(directory):
     return metrics, times
 
 
-def train(config, seed, directory, python):
+def train(config, seed, directory, python, data_root, cfg_options):
     cmd = [
         python, osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir',
-        directory, '--resume', '--cfg-options', f'randomness.seed={seed}'
-    ]
+        directory, '--resume', '--data-root', data_root, '--cfg-options',
+        f'randomness.seed={seed}'
+    ] + list(cfg_options)
     print('== ' + ' '.join(cmd), flush=True)
     start = time.time()
     subprocess.run(cmd, check=True)
@@ -143,11 +148,11 @@ def main(argv=None):
     args = parse_args(argv)
     python = sys.executable
     if not args.report_only and not osp.isfile(
-            osp.join(args.data, 'annotations', 'instances_val.json')):
+            osp.join(args.data_root, 'annotations', 'instances_val.json')):
         subprocess.run([
             python,
             osp.join(ROOT, 'tools', 'misc', 'make_shapes_dataset.py'),
-            args.data, '--overwrite'
+            args.data_root, '--overwrite'
         ], check=True)
     results = []
     for seed in args.seeds:  # seed-major: a cut-short sweep keeps pairs
@@ -159,7 +164,9 @@ def main(argv=None):
                     results.append(json.load(f))
             elif not args.report_only:
                 os.makedirs(directory, exist_ok=True)
-                results.append(train(config, seed, directory, python))
+                results.append(
+                    train(config, seed, directory, python, args.data_root,
+                          args.cfg_options))
     if not results:
         sys.exit(f'no finished run under {args.work_dir}')
     results.sort(key=lambda r: (args.configs.index(r['config']), r['seed']))
