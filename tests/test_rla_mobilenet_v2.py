@@ -452,3 +452,22 @@ def test_classifier_needs_the_head():
         RLAMobileNetV2Classifier(RLAMobileNetV2(out_indices=(4, )))
     with pytest.raises(TypeError, match='RLAMobileNetV2'):
         RLAMobileNetV2Classifier(torch.nn.Conv2d(1, 1, 1))
+
+
+def test_get_flops_counts_the_published_flops(capsys):
+    """tools/analysis/get_flops.py --imagenet-classifier: 368,838,016 MACs,
+    the paper's "351.8M" (binary M)."""
+    import importlib.util
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        'get_flops', osp.join(root, 'tools', 'analysis', 'get_flops.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    result = tool.main([
+        osp.join(root, 'configs', 'rla_mobilenet_v2',
+                 'ssdlite_rla-mobilenetv2_8xb24-600e_coco.py'),
+        '--imagenet-classifier'
+    ])
+    assert result.params == 3_624_168
+    assert result.flops == 368_838_016
+    assert '= 351.8M (2^20)' in capsys.readouterr().out
