@@ -540,7 +540,8 @@ class RLAMobileNetV2Classifier(nn.Module):
             nn.Linear(backbone.stage_channels[-1], num_classes))
 
     @classmethod
-    def from_backbone_cfg(cls, cfg: Dict, **kwargs) -> 'RLAMobileNetV2Classifier':
+    def from_backbone_cfg(cls, cfg: Dict,
+                          **kwargs) -> 'RLAMobileNetV2Classifier':
         """Build the backbone of a config dict with ``out_indices=(7,)``
         (its pretrained init dropped) and wrap it."""
         cfg = copy.deepcopy(dict(cfg))

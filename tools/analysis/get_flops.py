@@ -8,10 +8,11 @@ Counts the whole detector (default, test-time forward on one padded image
 of H x W, default 800 x 1333), its backbone alone (``--backbone``), or the
 ImageNet classification network around an RLA backbone
 (``--imagenet-classifier``, default 224 x 224; for RLA-MobileNetV2 the
-backbone with its head and the authors' ``classifier``), which is what the
-paper's table counts. FLOPs are multiply-accumulates (MACs), as in MMEngine and in
-the paper; both are printed in decimal units and in the paper's binary units
-(params / 1024**2, FLOPs / 1024**3). See ``rla_mmdet/analysis.py`` for what
+backbone with its head and the authors' ``classifier``), which is what
+the paper's table counts. FLOPs are multiply-accumulates (MACs), as in
+MMEngine and in the paper; both are printed in decimal units and in the
+paper's binary units (params / 1024**2, FLOPs / 1024**3; below 1024**3
+FLOPs also / 1024**2, as the paper prints light models). See ``rla_mmdet/analysis.py`` for what
 is and is not counted.
 """
 import argparse

@@ -7,8 +7,9 @@ Writes ``model-index.yml`` and ``configs/<family>/metafile.yml`` (the format
 of MMDetection's metafiles, read by ``mim``) for the 12 COCO configs, with
 the paper's box AP and the authors' published checkpoint as ``Weights``.
 The paper reports box AP only, also for Mask R-CNN.
-``configs/rla_mobilenet_v2/metafile.yml`` lists the RLA-MobileNetV2 configs
-with their ImageNet initialisation and no results (none are published). ``--check`` writes
+``configs/rla_mobilenet_v2/metafile.yml`` lists the RLA-MobileNetV2
+configs with their ImageNet initialisation and no results (none are
+published). ``--check`` writes
 nothing and exits with status 1 when a file differs from what would be
 written.
 """
