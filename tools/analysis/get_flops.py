@@ -12,8 +12,8 @@ backbone with its head and the authors' ``classifier``), which is what
 the paper's table counts. FLOPs are multiply-accumulates (MACs), as in
 MMEngine and in the paper; both are printed in decimal units and in the
 paper's binary units (params / 1024**2, FLOPs / 1024**3; below 1024**3
-FLOPs also / 1024**2, as the paper prints light models). See ``rla_mmdet/analysis.py`` for what
-is and is not counted.
+FLOPs also / 1024**2, as the paper prints light models). See
+``rla_mmdet/analysis.py`` for what is and is not counted.
 """
 import argparse
 import os.path as osp
