@@ -280,10 +280,13 @@ def imagenet_to_mmdet(src: str, dst: str,
     backbone_cfg = infer_backbone(state_dict, filename=src)
     is_eca = backbone_cfg['type'] == 'RLAECANet' or backbone_cfg.get('eca')
     if eca is not None and eca != is_eca:
+        mobile = backbone_cfg['type'] == 'RLAMobileNetV2'
+        kind = ('RLA-ECA-MobileNetV2' if mobile else 'RLA-ECANet') \
+            if is_eca else ('RLA-MobileNetV2' if mobile else 'RLA-ResNet')
+        has = 'it has' if is_eca else 'it has no'
         raise ValueError(
-            f'{src!r} is an {"RLA-ECANet" if is_eca else "RLA-ResNet"} '
-            f'checkpoint ({"it has" if is_eca else "it has no"} .eca. '
-            f'weights), but {"--eca" if eca else "no ECA"} was asked for.')
+            f'{src!r} is an {kind} checkpoint ({has} ECA weights), but '
+            f'{"--eca" if eca else "no ECA"} was asked for.')
     model = _build_backbone(backbone_cfg)
     weights, dropped = _match(state_dict, model, model.unbuilt_prefixes(),
                               repr(src), f'{backbone_cfg["type"]}'

@@ -413,6 +413,11 @@ def test_imagenet_converter_handles_the_mobilenet_files(tmp_path):
     model.init_weights()
     for k, v in model.state_dict().items():
         assert torch.equal(v, state['module.' + k]), k
+    plain = tmp_path / 'dsrla_mobilenetv2_k32_2762.pth.tar'
+    published_file(plain)
+    with pytest.raises(ValueError, match='RLA-MobileNetV2 checkpoint .* '
+                       '--eca'):
+        imagenet_to_mmdet(str(plain), str(tmp_path / 'x.pth'), eca=True)
     bad = tmp_path / 'differ.pth.tar'
     published_file(bad, differ=True)
     with pytest.raises(ValueError, match='differ.pth.tar'):
