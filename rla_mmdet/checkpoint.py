@@ -391,6 +391,9 @@ def _head(keys: Iterable, n: int = 5) -> str:
 
 def _hint(model: torch.nn.Module, missing: List[str],
           unexpected: List[str]) -> str:
+    own_hint = getattr(model, 'checkpoint_hint', None)
+    if own_hint is not None:  # a backbone that knows its own files
+        return own_hint(missing, unexpected)
     name = type(model).__name__
     if any(k.startswith(('layer1.', 'layer2.')) for k in unexpected):
         return (' It looks like a plain ResNet checkpoint: it has no RLA '
@@ -448,6 +451,9 @@ def load_backbone_weights(model: torch.nn.Module,
                              f'prefix={prefix!r}; its first keys are '
                              f'{_head(state_dict)}.')
         state_dict = picked
+    check = getattr(model, 'check_state_dict', None)
+    if check is not None:  # e.g. RLAMobileNetV2's copies of a shared conv
+        check(state_dict, repr(str(filename)))
     state_dict, dropped = split_unbuilt(state_dict, model.unbuilt_prefixes())
     own = model.state_dict()
     missing = [

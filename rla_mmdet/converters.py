@@ -37,7 +37,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import torch
 import torch.nn as nn
 
-from .backbones import RLAECANet, RLAResNet
+from .backbones import RLAECANet, RLAMobileNetV2, RLAResNet
 from .checkpoint import (_head, get_state_dict, load_checkpoint_file,
                          split_unbuilt)
 from .version import __version__
@@ -89,6 +89,8 @@ def infer_backbone(state_dict: Mapping[str, torch.Tensor],
     """
     what = f'{filename!r}' if filename else 'the state dict'
     keys = [k[len(prefix):] for k in state_dict if k.startswith(prefix)]
+    if 'recurrent_dsconvs.0.weight' in keys:
+        return _infer_mobilenet_v2(state_dict, prefix, what)
     blocks: Dict[int, int] = {}
     for key in keys:
         m = re.match(r'stages\.(\d+)\.(\d+)\.', key)
@@ -149,9 +151,31 @@ def infer_backbone(state_dict: Mapping[str, torch.Tensor],
     return cfg
 
 
-def _build_backbone(cfg: Dict[str, Any]) -> RLAResNet:
+def _infer_mobilenet_v2(state_dict: Mapping[str, torch.Tensor], prefix: str,
+                        what: str) -> Dict[str, Any]:
+    """The config of an RLA-MobileNetV2 state dict (``recurrent_dsconvs``
+    keys): ECA from the ``.conv.3.`` keys, ``rla_channel`` and
+    ``widen_factor`` from ``bn2`` and ``conv1``."""
+    cfg: Dict[str, Any] = dict(type='RLAMobileNetV2')
+    RLAMobileNetV2.check_state_dict(state_dict, what, prefix)
+    k = int(state_dict[prefix + 'recurrent_dsconvs.0.weight'].shape[0])
+    if k != 32:
+        cfg['rla_channel'] = k
+    stem = state_dict.get(prefix + 'conv1.0.weight')
+    if stem is not None and stem.shape[0] != 32:
+        cfg['widen_factor'] = stem.shape[0] / 32
+    if any(k.startswith(prefix + 'stages.') and '.conv.3.' in k
+           for k in state_dict):
+        cfg['eca'] = True
+    return cfg
+
+
+def _build_backbone(cfg: Dict[str, Any]) -> torch.nn.Module:
     cfg = dict(cfg)
-    cls = RLAECANet if cfg.pop('type') == 'RLAECANet' else RLAResNet
+    kind = cfg.pop('type')
+    if kind == 'RLAMobileNetV2':  # every part, the head included
+        return RLAMobileNetV2(out_indices=tuple(range(8)), **cfg)
+    cls = RLAECANet if kind == 'RLAECANet' else RLAResNet
     return cls(**cfg)
 
 
@@ -249,12 +273,15 @@ def imagenet_to_mmdet(src: str, dst: str,
             f'(this one has {_head(checkpoint)}).')
     state_dict = get_state_dict(checkpoint, src)
     backbone_cfg = infer_backbone(state_dict, filename=src)
-    is_eca = backbone_cfg['type'] == 'RLAECANet'
+    is_eca = backbone_cfg['type'] == 'RLAECANet' or backbone_cfg.get('eca')
     if eca is not None and eca != is_eca:
+        mobile = backbone_cfg['type'] == 'RLAMobileNetV2'
+        kind = ('RLA-ECA-MobileNetV2' if mobile else 'RLA-ECANet') \
+            if is_eca else ('RLA-MobileNetV2' if mobile else 'RLA-ResNet')
+        has = 'it has' if is_eca else 'it has no'
         raise ValueError(
-            f'{src!r} is an {"RLA-ECANet" if is_eca else "RLA-ResNet"} '
-            f'checkpoint ({"it has" if is_eca else "it has no"} .eca. '
-            f'weights), but {"--eca" if eca else "no ECA"} was asked for.')
+            f'{src!r} is an {kind} checkpoint ({has} ECA weights), but '
+            f'{"--eca" if eca else "no ECA"} was asked for.')
     model = _build_backbone(backbone_cfg)
     weights, dropped = _match(state_dict, model, model.unbuilt_prefixes(),
                               repr(src), f'{backbone_cfg["type"]}'

@@ -325,7 +325,7 @@ def check_model_config(cfg: Config, split: str = 'train') -> None:
     backbone = model.get('backbone') or {}
     btype = backbone.get('type')
     if isinstance(btype, str) and MODELS.get(btype) is None:
-        rla = ['RLAResNet', 'RLAECANet']
+        rla = ['RLAResNet', 'RLAECANet', 'RLAMobileNetV2']
         close = difflib.get_close_matches(
             btype, rla + ['RLA_ResNet'] + list(MODELS.module_dict), n=1)
         raise ValueError(

@@ -125,6 +125,37 @@ MMDET_BASELINES = {
 }
 
 
+#: RLA-MobileNetV2 (dsRLA, k = 32) ImageNet checkpoints, listed with their
+#: Google Drive / Baidu links in the README of the authors' repository:
+#: file name, params, FLOPs (the paper's binary units), top-1 / top-5 error.
+IMAGENET_MOBILENET_V2: Dict[str, Tuple[str, str, str, float, float]] = {
+    'rla-mobilenetv2': ('dsrla_mobilenetv2_k32_2762.pth.tar', '3.46M',
+                        '351.8M', 27.62, 9.18),
+    'rla-eca-mobilenetv2': ('dsrla_mobilenetv2_k32_eca_2707.pth.tar',
+                            '3.46M', '352.4M', 27.07, 8.89),
+}
+
+
+class MobileNetV2Detector(NamedTuple):
+    """A COCO config with RLA-MobileNetV2: no result has been published."""
+    config: str  # path relative to the repository root
+    family: str  # 'ssdlite' or 'retinanet'
+    backbone: str  # key of IMAGENET_MOBILENET_V2
+    epochs: int
+    batch_size: int  # total, for the learning rate of the config
+
+
+#: The COCO configs with RLA-MobileNetV2 (initialised from ImageNet).
+MOBILENET_V2_DETECTORS: Tuple[MobileNetV2Detector, ...] = (
+    MobileNetV2Detector(
+        'configs/rla_mobilenet_v2/ssdlite_rla-mobilenetv2_8xb24-600e_coco.py',
+        'ssdlite', 'rla-mobilenetv2', 600, 192),
+    MobileNetV2Detector(
+        'configs/rla_mobilenet_v2/retinanet_rla-mobilenetv2_fpn_1x_coco.py',
+        'retinanet', 'rla-mobilenetv2', 12, 16),
+)
+
+
 def find_published(path: str) -> Optional[Published]:
     """The published checkpoint whose file name ``path`` ends with."""
     base = osp.basename(str(path))
@@ -137,6 +168,12 @@ def find_published(path: str) -> Optional[Published]:
 def where_to_get(path: str) -> str:
     """A sentence saying where the authors publish the file ``path``."""
     item = find_published(path)
+    base = osp.basename(str(path))
+    for filename, *_ in IMAGENET_MOBILENET_V2.values():
+        if item is None and base in (filename, filename[:-len('.pth.tar')]):
+            return (f'{filename} is published by the RLA-Net authors; its '
+                    'Google Drive and Baidu Drive links are in the README '
+                    f'of {AUTHORS_REPO}.')
     if item is None:
         return ''
     return (f'{item.filename} is published by the RLA-Net authors '

@@ -72,7 +72,10 @@ def test_config_list_is_complete():
 @pytest.mark.parametrize('config', CONFIGS)
 def test_config_builds_and_runs_loss_and_predict(config):
     cfg = load(config)
-    assert cfg.model.backbone.type in ('RLAResNet', 'RLAECANet')
+    # The plain twins of the shapes configs use mmdet's own backbones.
+    assert cfg.model.backbone.type in ('RLAResNet', 'RLAECANet',
+                                       'RLAMobileNetV2', 'ResNet',
+                                       'MobileNetV2')
     assert cfg.custom_imports == dict(imports=['rla_mmdet'],
                                       allow_failed_imports=False)
     # the explicit switch for atomic saves and the allow-list loader

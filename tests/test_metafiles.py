@@ -25,7 +25,8 @@ def test_committed_metafiles_are_what_the_generator_writes():
     files = _generator().render()
     assert set(files) == {
         'model-index.yml', 'configs/faster_rcnn/metafile.yml',
-        'configs/retinanet/metafile.yml', 'configs/mask_rcnn/metafile.yml'
+        'configs/retinanet/metafile.yml', 'configs/mask_rcnn/metafile.yml',
+        'configs/rla_mobilenet_v2/metafile.yml'
     }
     for rel, text in files.items():
         assert _load(rel) == text, f'{rel} is stale: run ' \
@@ -43,6 +44,19 @@ def test_metafiles_list_the_twelve_configs_with_the_paper_results():
         for model in meta['Models']:
             assert model['In Collection'] in collections
             models[model['Name']] = model
+    # No COCO result is published for RLA-MobileNetV2: no Results, no
+    # Weights, only the ImageNet file it starts from.
+    mobile = {n: models.pop(n) for n in list(models)
+              if 'mobilenetv2' in n}
+    assert sorted(mobile) == [
+        'retinanet_rla-mobilenetv2_fpn_1x_coco',
+        'ssdlite_rla-mobilenetv2_8xb24-600e_coco'
+    ]
+    for name, model in mobile.items():
+        assert osp.isfile(osp.join(ROOT, model['Config'])), model['Config']
+        assert 'Results' not in model and 'Weights' not in model
+        assert model['Metadata']['Pretrained'] == \
+            'dsrla_mobilenetv2_k32_2762.pth.tar'
     assert len(models) == 12
     for name, model in models.items():
         # Every config listed exists and is named after its file.

@@ -46,3 +46,15 @@ rla_backbones = dict(
         **_recipe),
 )
 del _recipe
+
+# ImageNet weights of RLA-MobileNetV2 (dsRLA, k = 32), published by the
+# authors beside the ResNet ones: the init_cfg of the RLAMobileNetV2 configs,
+# which set out_indices and the norm layers for their detector.
+rla_mobilenetv2_inits = dict(
+    mobilenetv2=dict(
+        type='Pretrained',
+        checkpoint='checkpoints/dsrla_mobilenetv2_k32_2762.pth.tar'),
+    eca_mobilenetv2=dict(
+        type='Pretrained',
+        checkpoint='checkpoints/dsrla_mobilenetv2_k32_eca_2707.pth.tar'),
+)

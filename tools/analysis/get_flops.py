@@ -7,11 +7,13 @@ Usage:
 Counts the whole detector (default, test-time forward on one padded image
 of H x W, default 800 x 1333), its backbone alone (``--backbone``), or the
 ImageNet classification network around an RLA backbone
-(``--imagenet-classifier``, default 224 x 224), which is what the paper's
-table counts. FLOPs are multiply-accumulates (MACs), as in MMEngine and in
-the paper; both are printed in decimal units and in the paper's binary units
-(params / 1024**2, FLOPs / 1024**3). See ``rla_mmdet/analysis.py`` for what
-is and is not counted.
+(``--imagenet-classifier``, default 224 x 224; for RLA-MobileNetV2 the
+backbone with its head and the authors' ``classifier``), which is what
+the paper's table counts. FLOPs are multiply-accumulates (MACs), as in
+MMEngine and in the paper; both are printed in decimal units and in the
+paper's binary units (params / 1024**2, FLOPs / 1024**3; below 1024**3
+FLOPs also / 1024**2, as the paper prints light models). See
+``rla_mmdet/analysis.py`` for what is and is not counted.
 """
 import argparse
 import os.path as osp
@@ -28,6 +30,8 @@ from rla_mmdet.analysis import (binary_units, classifier_complexity,  # noqa
                                 complexity, decimal_units,
                                 detector_complexity)
 from rla_mmdet.backbones import RLAResNet  # noqa: E402
+from rla_mmdet.backbones.rla_mobilenet_v2 import \
+    RLAMobileNetV2Classifier  # noqa: E402
 from rla_mmdet.launch import load_config  # noqa: E402
 
 
@@ -75,7 +79,11 @@ def report(title: str, result, input_shape) -> str:
         f'params: {_fmt(result.params)} = {p_dec} (10^6) = {p_bin} '
         '(2^20, the paper\'s unit)',
         f'FLOPs:  {_fmt(result.flops)} MACs = {f_dec} (10^9) = {f_bin} '
-        '(2^30, the paper\'s unit)',
+        '(2^30, the paper\'s unit)' + (
+            # the paper prints light models' FLOPs in binary M
+            f' = {result.flops / 1e6:.1f}M (10^6) = '
+            f'{result.flops / 2**20:.1f}M (2^20)'
+            if result.flops < 2**30 else ''),
     ]
     if len(result.by_module) > 1:
         lines.append('by module (MACs): ' + ', '.join(
@@ -97,7 +105,18 @@ def main(argv=None):
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     from mmdet.registry import MODELS
 
-    if args.backbone or args.imagenet_classifier:
+    if args.imagenet_classifier and \
+            cfg.model.backbone.get('type') == 'RLAMobileNetV2':
+        import torch
+        model = RLAMobileNetV2Classifier.from_backbone_cfg(
+            cfg.model.backbone, num_classes=args.num_classes).eval()
+        shape = tuple(args.shape or (224, 224))
+        with torch.no_grad():
+            result = complexity(model, torch.zeros(1, 3, *shape))
+        title = (f'RLAMobileNetV2({model.backbone.describe()}) with the '
+                 'ImageNet classifier (dropout, classifier.1 '
+                 f'{model.backbone.stage_channels[-1]} -> {args.num_classes})')
+    elif args.backbone or args.imagenet_classifier:
         backbone = MODELS.build(cfg.model.backbone)
         if args.imagenet_classifier:
             if not isinstance(backbone, RLAResNet):

@@ -6,7 +6,10 @@ Usage:
 Writes ``model-index.yml`` and ``configs/<family>/metafile.yml`` (the format
 of MMDetection's metafiles, read by ``mim``) for the 12 COCO configs, with
 the paper's box AP and the authors' published checkpoint as ``Weights``.
-The paper reports box AP only, also for Mask R-CNN. ``--check`` writes
+The paper reports box AP only, also for Mask R-CNN.
+``configs/rla_mobilenet_v2/metafile.yml`` lists the RLA-MobileNetV2
+configs with their ImageNet initialisation and no results (none are
+published). ``--check`` writes
 nothing and exits with status 1 when a file differs from what would be
 written.
 """
@@ -108,11 +111,51 @@ def metafile(family: str) -> Dict:
     return {'Collections': [collection], 'Models': models}
 
 
+MOBILENET_V2_FAMILIES = {
+    'ssdlite': ('SSDLite', ['SSDLite', 'Depthwise Separable Convolution']),
+    'retinanet': ('RetinaNet', ['FPN', 'Focal Loss']),
+}
+
+
+def mobilenet_v2_metafile() -> Dict:
+    """The metafile of the RLA-MobileNetV2 configs: no COCO result or
+    checkpoint has been published for them, so they have none."""
+    name = 'RLA-Net MobileNetV2'
+    collection = {
+        'Name': name,
+        'Metadata': {
+            'Training Data': 'COCO',
+            'Architecture': ['RLA-Net', 'MobileNetV2'],
+        },
+        'Paper': dict(PAPER),
+        'Code': {'URL': zoo.AUTHORS_REPO},
+    }
+    models = []
+    for det in zoo.MOBILENET_V2_DETECTORS:
+        _, arch = MOBILENET_V2_FAMILIES[det.family]
+        models.append({
+            'Name': osp.splitext(osp.basename(det.config))[0],
+            'In Collection': name,
+            'Config': det.config,
+            'Metadata': {
+                'Training Data': 'COCO',
+                'Epochs': det.epochs,
+                'Batch Size': det.batch_size,
+                'Architecture': ['RLA-MobileNetV2'] + arch,
+                'Pretrained':
+                zoo.IMAGENET_MOBILENET_V2[det.backbone][0],
+            },
+        })
+    return {'Collections': [collection], 'Models': models}
+
+
 def render() -> Dict[str, str]:
     """``{path relative to the repository root: file text}``."""
     files = {}
     for family in FAMILIES:
         files[f'configs/{family}/metafile.yml'] = _dump(metafile(family))
+    files['configs/rla_mobilenet_v2/metafile.yml'] = _dump(
+        mobilenet_v2_metafile())
     files['model-index.yml'] = _dump(
         {'Import': [p for p in files if p.endswith('metafile.yml')]})
     return files

@@ -6,7 +6,10 @@ Usage:
 
 Drops ``module.``, the classifier (``bn2``, ``fc``) and the norm of the
 final hidden-state update, checks that every other key fits the inferred
-RLAResNet / RLAECANet, and writes ``{'state_dict', 'meta'}``. Any unknown
+RLAResNet / RLAECANet, and writes ``{'state_dict', 'meta'}``. The
+RLA-MobileNetV2 files (``dsrla_mobilenetv2_k32*.pth.tar``) lose only their
+``classifier``; the five stored copies of their shared recurrent
+convolution must be identical. Any unknown
 key stops the conversion. Use the output with
 ``init_cfg=dict(type='Pretrained', checkpoint=OUT)``.
 """

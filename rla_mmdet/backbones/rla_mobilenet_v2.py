@@ -1,0 +1,556 @@
+"""RLA-MobileNetV2: MobileNetV2 with depthwise-separable Recurrent Layer
+Aggregation ("dsRLA", Zhao, Fang & Li, NeurIPS 2021), for MMDetection.
+
+The module names are those of the authors' published ImageNet files, so
+those load as they are. Per inverted-residual block ``i`` of stage ``j``::
+
+    e = relu6(bn(conv1x1(x)))          if expand_ratio != 1 else x
+    y = bn(pw1x1(relu6(bn(dw3x3(cat([e, h]), stride)))))    (then ECA)
+    x = x + y                          if stride == 1 and in == out else y
+    h = avgpool2x2(h)                  if stride != 1
+    h = recurrent_dsconv(tanh(stage_bns[j][i](h + conv_outs[j](y))))
+
+``conv_outs[j]`` reads the branch ``y`` (before the residual add), and the
+3x3 depthwise ``recurrent_dsconv`` is one module shared by the whole network.
+Output 7 is the head ``relu6(bn(conv1x1(cat([x, relu6(bn2(h))]))))``.
+"""
+import copy
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import (build_activation_layer, build_conv_layer,
+                      build_norm_layer)
+from mmdet.registry import MODELS
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..checkpoint import load_backbone_weights
+from ._checks import check_bool, check_int, is_int
+
+__all__ = ['RLAMobileNetV2', 'RLAMobileNetV2Classifier']
+
+#: The authors store their one recurrent convolution five times
+#: (``recurrent_dsconvs.0`` ... ``.4``, the same module).
+NUM_STORED_COPIES = 5
+
+
+def _make_divisible(value: float, divisor: int = 8) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor`` (at least
+    ``divisor``, and not below 90% of ``value``): MobileNetV2's widths."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+class _ECA(nn.Module):
+    """Efficient channel attention: a 1-D convolution across channels.
+
+    Args:
+        kernel_size: Odd size of the convolution along the channel axis.
+    """
+
+    def __init__(self, kernel_size: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(
+            1, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c = x.shape[:2]
+        weight = self.conv(x.mean((2, 3)).view(b, 1, c)).sigmoid()
+        return x * weight.view(b, c, 1, 1)
+
+
+def _conv_norm_act(in_channels: int,
+                   out_channels: int,
+                   kernel_size: int,
+                   conv_cfg: Optional[Dict],
+                   norm_cfg: Dict,
+                   act_cfg: Dict,
+                   stride: int = 1,
+                   groups: int = 1) -> nn.Sequential:
+    """``Sequential(conv, norm, act)``: the ``.0`` / ``.1`` names of the
+    published checkpoints."""
+    return nn.Sequential(
+        build_conv_layer(
+            conv_cfg,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=kernel_size // 2,
+            groups=groups,
+            bias=False),
+        build_norm_layer(norm_cfg, out_channels)[1],
+        build_activation_layer(act_cfg))
+
+
+class _RLAInvertedResidual(nn.Module):
+    """MobileNetV2's inverted residual block with the hidden state ``h``
+    joining after the expansion.
+
+    Args:
+        in_channels: Channels of ``x``.
+        out_channels: Channels of the block's output.
+        stride: Stride of the depthwise convolution (1 or 2).
+        expand_ratio: Expansion of the hidden layer; 1 means no expansion
+            convolution.
+        rla_channel: Channels ``k`` of ``h``.
+        eca_kernel_size: Kernel of the ECA module, or ``None`` for none.
+        conv_cfg, norm_cfg, act_cfg: Configs of the layers.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int,
+                 expand_ratio: int, rla_channel: int,
+                 eca_kernel_size: Optional[int], conv_cfg: Optional[Dict],
+                 norm_cfg: Dict, act_cfg: Dict) -> None:
+        super().__init__()
+        hidden = int(round(in_channels * expand_ratio))
+        mixed = hidden + rla_channel
+        self.stride = stride
+        self.use_res_connect = stride == 1 and in_channels == out_channels
+        self.conv1x1 = (
+            _conv_norm_act(in_channels, hidden, 1, conv_cfg, norm_cfg,
+                           act_cfg) if expand_ratio != 1 else None)
+        layers = [
+            _conv_norm_act(mixed, mixed, 3, conv_cfg, norm_cfg, act_cfg,
+                           stride=stride, groups=mixed),
+            build_conv_layer(conv_cfg, mixed, out_channels, 1, bias=False),
+            build_norm_layer(norm_cfg, out_channels)[1],
+        ]
+        if eca_kernel_size is not None:
+            layers.append(_ECA(eca_kernel_size))
+        self.conv = nn.Sequential(*layers)
+
+    def forward(
+        self, x: torch.Tensor, h: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(output, branch y before the residual add, h at the output's
+        resolution)``."""
+        e = x if self.conv1x1 is None else self.conv1x1(x)
+        y = self.conv(torch.cat([e, h], dim=1))
+        out = x + y if self.use_res_connect else y
+        if self.stride != 1:
+            # ceil_mode: h keeps the strided conv's size for odd inputs too
+            # (the plain 2x2 average for even ones).
+            h = F.avg_pool2d(h, 2, 2, ceil_mode=True)
+        return out, y, h
+
+
+@MODELS.register_module()
+class RLAMobileNetV2(BaseModule):
+    """MobileNetV2 with depthwise-separable RLA (the authors' dsRLA).
+
+    The arguments and defaults are those of MMDetection's ``MobileNetV2``,
+    plus ``rla_channel`` and ``eca``. Outputs 0..6 are the seven stages,
+    output 7 the head: ``conv2(cat([x, relu6(bn2(h))]))`` with 1280 channels
+    (``int(1280 * widen_factor)`` when ``widen_factor > 1``), where the
+    hidden state reaches the detector. Stages after the last requested
+    output, the last hidden-state update when output 7 is not requested,
+    ``bn2`` and ``conv2`` are not built: every parameter gets a gradient.
+
+    Published ImageNet weights (``dsrla_mobilenetv2_k32_2762.pth.tar``,
+    ``dsrla_mobilenetv2_k32_eca_2707.pth.tar``) load as they are through
+    ``init_cfg=dict(type='Pretrained', checkpoint=...)``; the five stored
+    copies of the shared recurrent convolution must be identical.
+
+    Args:
+        widen_factor: Width multiplier of every layer. Default 1.0 (the
+            published weights).
+        out_indices: Increasing outputs to return, in 0..7. Default
+            ``(1, 2, 4, 7)``.
+        frozen_stages: -1 freezes nothing, 0 ``conv1``, ``i`` ``conv1`` and
+            stages ``0..i-1`` with their ``stage_bns`` and ``conv_outs``; the
+            shared ``recurrent_dsconv`` freezes with the last stage that
+            uses it. ``bn2`` / ``conv2`` are never frozen (as in mmdet).
+        conv_cfg: Config of the convolutions.
+        norm_cfg: Config of every norm layer, the RLA ones included.
+        act_cfg: Config of the activations. Default ReLU6.
+        norm_eval: Keep the norm layers in eval mode while training.
+        with_cp: Gradient checkpointing of each block with its update.
+        rla_channel: Channels ``k`` of the hidden state. Default 32.
+        eca: Add ECA to every block (kernel 1 for fewer than 96 output
+            channels, else 3): the published RLA-ECA-MobileNetV2.
+        init_cfg: ``None`` (Kaiming convs, unit norms) or a ``Pretrained``
+            config, with an optional ``prefix`` such as ``'backbone.'``.
+
+    Example:
+        >>> import torch
+        >>> from rla_mmdet import RLAMobileNetV2
+        >>> model = RLAMobileNetV2(out_indices=(2, 4, 7)).eval()
+        >>> outs = model(torch.rand(1, 3, 64, 64))
+        >>> [tuple(o.shape) for o in outs]
+        [(1, 32, 8, 8), (1, 96, 4, 4), (1, 1280, 2, 2)]
+        >>> model.out_channels
+        (32, 96, 1280)
+    """
+
+    # expand_ratio t, channels c, blocks n, stride s of the seven stages.
+    arch_settings = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2),
+                     (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                     (6, 320, 1, 1))
+    #: ``out_indices`` value of the head output.
+    head_index = 7
+
+    def __init__(self,
+                 widen_factor: float = 1.,
+                 out_indices: Sequence[int] = (1, 2, 4, 7),
+                 frozen_stages: int = -1,
+                 conv_cfg: Optional[Dict] = None,
+                 norm_cfg: Dict = dict(type='BN'),
+                 act_cfg: Dict = dict(type='ReLU6'),
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 rla_channel: int = 32,
+                 eca: bool = False,
+                 init_cfg: Any = None) -> None:
+        if init_cfg is None:
+            init_cfg = [
+                dict(type='Kaiming', layer='Conv2d'),
+                dict(type='Constant', val=1,
+                     layer=['_BatchNorm', 'GroupNorm'])
+            ]
+        elif not isinstance(init_cfg, (dict, list)):
+            raise TypeError('init_cfg must be a dict, a list of dicts or '
+                            f'None, got {init_cfg!r}.')
+        super().__init__(init_cfg=init_cfg)
+        if isinstance(widen_factor, bool) or not isinstance(
+                widen_factor, (int, float)):
+            raise TypeError(f'widen_factor must be a number > 0, got '
+                            f'{widen_factor!r}.')
+        if not widen_factor > 0:
+            raise ValueError(f'widen_factor must be > 0, got {widen_factor}.')
+        self.widen_factor = float(widen_factor)
+        self.out_indices = self._check_out_indices(out_indices)
+        self.frozen_stages = check_int('frozen_stages', frozen_stages, -1,
+                                       len(self.arch_settings))
+        self.rla_channel = check_int('rla_channel', rla_channel, 1)
+        self.norm_eval = check_bool('norm_eval', norm_eval)
+        self.with_cp = check_bool('with_cp', with_cp)
+        self.eca = check_bool('eca', eca)
+        for name, cfg in (('norm_cfg', norm_cfg), ('act_cfg', act_cfg)):
+            if not isinstance(cfg, dict) or 'type' not in cfg:
+                raise TypeError(f'{name} must be a dict with a "type" key, '
+                                f"such as dict(type='ReLU6'), got {cfg!r}.")
+        if conv_cfg is not None and not isinstance(conv_cfg, dict):
+            raise TypeError(f'conv_cfg must be a dict or None, got '
+                            f'{conv_cfg!r}.')
+        self.conv_cfg, self.norm_cfg = conv_cfg, norm_cfg
+        self.act_cfg = act_cfg
+        k = self.rla_channel
+        layer_cfgs = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+                          act_cfg=act_cfg)
+
+        in_ch = _make_divisible(32 * self.widen_factor, 8)
+        self.conv1 = _conv_norm_act(3, in_ch, 3, stride=2, **layer_cfgs)
+        self.with_head = self.head_index in self.out_indices
+        # Stages after the last requested one are not built.
+        num_built = min(self.out_indices[-1], len(self.arch_settings) - 1) + 1
+        stages, stage_bns, conv_outs, channels = [], [], [], []
+        for j, (t, c, n, s) in enumerate(self.arch_settings[:num_built]):
+            out_ch = _make_divisible(c * self.widen_factor, 8)
+            stages.append(
+                nn.ModuleList(
+                    _RLAInvertedResidual(
+                        in_ch if i == 0 else out_ch,
+                        out_ch,
+                        s if i == 0 else 1,
+                        t,
+                        k,
+                        (1 if c < 96 else 3) if self.eca else None,
+                        **layer_cfgs) for i in range(n)))
+            # The update after the last built block feeds only the head.
+            num_updates = n - (j == num_built - 1 and not self.with_head)
+            stage_bns.append(
+                nn.ModuleList(
+                    build_norm_layer(norm_cfg, k)[1]
+                    for _ in range(num_updates)))
+            if num_updates:
+                conv_outs.append(
+                    build_conv_layer(conv_cfg, out_ch, k, 1, bias=False))
+            channels.append(out_ch)
+            in_ch = out_ch
+        self.stages = nn.ModuleList(stages)
+        self.stage_bns = nn.ModuleList(stage_bns)
+        self.conv_outs = nn.ModuleList(conv_outs)
+        if len(conv_outs):
+            # ONE module; the list repeats it so that the state dict has
+            # the published layout (recurrent_dsconvs.0 ... .4).
+            shared = build_conv_layer(
+                conv_cfg, k, k, 3, padding=1, groups=k, bias=False)
+            self.recurrent_dsconvs = nn.ModuleList([shared] *
+                                                   NUM_STORED_COPIES)
+        if self.with_head:
+            head_ch = (int(1280 * self.widen_factor)
+                       if self.widen_factor > 1.0 else 1280)
+            self.bn2 = build_norm_layer(norm_cfg, k)[1]
+            self.act2 = build_activation_layer(act_cfg)
+            self.conv2 = _conv_norm_act(in_ch + k, head_ch, 1, **layer_cfgs)
+            channels.append(head_ch)
+        #: Channels of every built output 0..6 (and 7 with the head).
+        self.stage_channels = tuple(channels)
+        #: Channels of each returned output, in order.
+        self.out_channels = tuple(
+            channels[-1] if i == self.head_index else channels[i]
+            for i in self.out_indices)
+        self._freeze_stages()
+
+    # ------------------------------------------------------------------ build
+    def _check_out_indices(self, out_indices: Any) -> Tuple[int, ...]:
+        last = self.head_index
+        what = (f'a non-empty, increasing sequence of output indices in '
+                f'[0, {last}] (0-6: stages, {last}: the head)')
+        if isinstance(out_indices, (str, bytes)) or not isinstance(
+                out_indices, Sequence) or not out_indices:
+            raise TypeError(f'out_indices must be {what}, got '
+                            f'{out_indices!r}.')
+        for i in out_indices:
+            if not is_int(i):
+                raise TypeError(f'out_indices must be {what}, got '
+                                f'{tuple(out_indices)!r}.')
+            if not 0 <= i <= last:
+                raise ValueError(f'out_indices must be {what}, got '
+                                 f'{tuple(out_indices)!r}.')
+        out_indices = tuple(int(i) for i in out_indices)
+        if list(out_indices) != sorted(set(out_indices)):
+            raise ValueError(f'out_indices must be {what}, got '
+                             f'{out_indices!r}.')
+        return out_indices
+
+    @property
+    def recurrent_dsconv(self) -> nn.Module:
+        """The recurrent 3x3 depthwise convolution shared by all blocks."""
+        return self.recurrent_dsconvs[0]
+
+    # ---------------------------------------------------------------- weights
+    def describe(self) -> str:
+        """A short description used in error messages."""
+        return (f'widen_factor={self.widen_factor}, rla_channel='
+                f'{self.rla_channel}, eca={self.eca}, out_indices='
+                f'{self.out_indices}')
+
+    def unbuilt_prefixes(self) -> Tuple[str, ...]:
+        """Key prefixes of checkpoints that this backbone has no module for.
+
+        The ImageNet classifier (``classifier``), the stages after the last
+        requested output with their RLA modules, and the parts only the head
+        reads (the last update, ``bn2``, ``conv2``) when output 7 is not
+        requested. Loading drops them quietly.
+        """
+        prefixes = ['classifier.']
+        built = len(self.stages)
+        for j in range(built, len(self.arch_settings)):
+            prefixes += [f'stages.{j}.', f'stage_bns.{j}.', f'conv_outs.{j}.']
+        if not self.with_head:
+            prefixes += ['bn2.', 'conv2.']
+            last = built - 1
+            prefixes.append(f'stage_bns.{last}.{len(self.stages[last]) - 1}.')
+            if len(self.conv_outs) < built:
+                prefixes.append(f'conv_outs.{last}.')
+            if not len(self.conv_outs):
+                prefixes.append('recurrent_dsconvs.')
+        return tuple(prefixes)
+
+    @staticmethod
+    def check_state_dict(state_dict: Dict[str, torch.Tensor],
+                         source: str = 'the state dict',
+                         prefix: str = '') -> None:
+        """Refuse a state dict whose copies of the shared recurrent
+        convolution differ.
+
+        The published files store the one module five times
+        (``recurrent_dsconvs.0`` ... ``.4``); they must be equal, or the
+        file was not written by that network.
+
+        Raises:
+            ValueError: naming ``source`` and the first differing copy.
+        """
+        keys = [
+            f'{prefix}recurrent_dsconvs.{i}.weight'
+            for i in range(NUM_STORED_COPIES)
+        ]
+        present = [k for k in keys if k in state_dict]
+        if not present:
+            return
+        first = state_dict[present[0]]
+        for key in present[1:]:
+            other = state_dict[key]
+            if other.shape != first.shape or not torch.equal(other, first):
+                raise ValueError(
+                    f'{source} holds different tensors under {present[0]} '
+                    f'and {key}: RLA-MobileNetV2 has one recurrent '
+                    'convolution, stored as identical copies '
+                    'recurrent_dsconvs.0-4, so this file is corrupt or not an '
+                    'RLA-MobileNetV2 checkpoint.')
+
+    def checkpoint_hint(self, missing: List[str],
+                        unexpected: List[str]) -> str:
+        """A sentence on what a mismatching checkpoint probably is."""
+        if any('.conv.3.' in k for k in unexpected):
+            return (' The file has ECA weights (conv.3): it is an '
+                    'RLA-ECA-MobileNetV2 checkpoint; set eca=True.')
+        if any('.conv.3.' in k for k in missing):
+            return (' The file has no ECA weights (conv.3): it is an '
+                    'RLA-MobileNetV2 checkpoint without ECA; set eca=False.')
+        if any(k.startswith('backbone.') for k in unexpected):
+            return (" It looks like a whole-detector checkpoint: add "
+                    "prefix='backbone.' to the init_cfg.")
+        if any(k.startswith(('layer1.', 'features.')) for k in unexpected):
+            return (' It looks like a plain MobileNetV2 checkpoint: it has '
+                    'no RLA modules (stage_bns, conv_outs, '
+                    'recurrent_dsconvs).')
+        return ''
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Whichever loader is used, the copies of the shared convolution
+        # are checked and the tensors of unbuilt modules are not reported
+        # as unexpected keys.
+        self.check_state_dict(state_dict, prefix=prefix)
+        unbuilt = self.unbuilt_prefixes()
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            if key[len(prefix):].startswith(unbuilt):
+                del state_dict[key]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def init_weights(self) -> None:
+        """Kaiming / constant init, or strict loading of a ``Pretrained``
+        checkpoint by :func:`rla_mmdet.checkpoint.load_backbone_weights`."""
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            load_backbone_weights(
+                self,
+                cfg.get('checkpoint'),
+                prefix=cfg.get('prefix'),
+                map_location=cfg.get('map_location', 'cpu'))
+            self._is_init = True
+        else:
+            super().init_weights()
+
+    # ---------------------------------------------------------------- forward
+    def _update(self, j: int, i: int, y: torch.Tensor,
+                h: torch.Tensor) -> torch.Tensor:
+        """The RLA update after block ``i`` of stage ``j``, from its branch
+        output ``y``."""
+        z = self.stage_bns[j][i](h + self.conv_outs[j](y))
+        return self.recurrent_dsconv(torch.tanh(z))
+
+    def _step(self, j: int, i: int, x: torch.Tensor,
+              h: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Block ``i`` of stage ``j`` and its update (when built)."""
+        x, y, h = self.stages[j][i](x, h)
+        if i < len(self.stage_bns[j]):
+            h = self._update(j, i, y, h)
+        return x, h
+
+    def forward(self, img: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Return the outputs in ``out_indices``."""
+        x = self.conv1(img)
+        b, _, height, width = x.shape
+        h = torch.zeros(
+            b, self.rla_channel, height, width, dtype=x.dtype,
+            device=x.device)
+        outs = []
+        for j, stage in enumerate(self.stages):
+            for i in range(len(stage)):
+                if self.with_cp and self.training:
+                    x, h = cp.checkpoint(
+                        self._step, j, i, x, h, use_reentrant=False)
+                else:
+                    x, h = self._step(j, i, x, h)
+            if j in self.out_indices:
+                outs.append(x)
+        if self.with_head:
+            h = self.act2(self.bn2(h))
+            outs.append(self.conv2(torch.cat([x, h], dim=1)))
+        return tuple(outs)
+
+    # --------------------------------------------------------------- training
+    def _freeze_stages(self) -> None:
+        frozen: List[nn.Module] = []
+        if self.frozen_stages >= 0:
+            frozen.append(self.conv1)
+        for j in range(min(self.frozen_stages, len(self.stages))):
+            frozen += [self.stages[j], self.stage_bns[j]]
+            if j < len(self.conv_outs):
+                frozen.append(self.conv_outs[j])
+        # Shared by every stage with an update: frozen with the last one.
+        if len(self.conv_outs) and self.frozen_stages >= len(self.conv_outs):
+            frozen.append(self.recurrent_dsconv)
+        for m in frozen:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'RLAMobileNetV2':
+        """Set train mode, keeping frozen stages and (with ``norm_eval``)
+        norm layers in eval mode."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+
+class RLAMobileNetV2Classifier(nn.Module):
+    """An :class:`RLAMobileNetV2` with the authors' ImageNet classifier.
+
+    ``classifier = Sequential(Dropout(0.2), Linear(C, num_classes))`` on the
+    global average of output 7 (``classifier.1`` in the published files).
+    It is what the paper's parameter and FLOP counts are for (3,624,168
+    parameters at k = 32; 3,624,199 with ECA); it is not registered and not
+    used for training.
+
+    Args:
+        backbone: An :class:`RLAMobileNetV2`; only its head output (7) is
+            used, which it must build.
+        num_classes: Classes of the classifier. Default 1000 (ImageNet).
+        dropout: Dropout probability before the linear layer. Default 0.2.
+
+    Example:
+        >>> from rla_mmdet.backbones.rla_mobilenet_v2 import (
+        ...     RLAMobileNetV2, RLAMobileNetV2Classifier)
+        >>> model = RLAMobileNetV2Classifier(RLAMobileNetV2(out_indices=(7,)))
+        >>> sum(p.numel() for p in model.parameters())
+        3624168
+    """
+
+    def __init__(self,
+                 backbone: RLAMobileNetV2,
+                 num_classes: int = 1000,
+                 dropout: float = 0.2) -> None:
+        super().__init__()
+        if not isinstance(backbone, RLAMobileNetV2):
+            raise TypeError('backbone must be an RLAMobileNetV2, got '
+                            f'{type(backbone).__name__}.')
+        if not backbone.with_head:
+            raise ValueError(
+                'the classifier reads output 7 (the head); build the backbone '
+                'with 7 in out_indices, got out_indices='
+                f'{backbone.out_indices}.')
+        num_classes = check_int('num_classes', num_classes, 1)
+        self.backbone = backbone
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(backbone.stage_channels[-1], num_classes))
+
+    @classmethod
+    def from_backbone_cfg(cls, cfg: Dict,
+                          **kwargs) -> 'RLAMobileNetV2Classifier':
+        """Build the backbone of a config dict with ``out_indices=(7,)``
+        (its pretrained init dropped) and wrap it."""
+        cfg = copy.deepcopy(dict(cfg))
+        cfg.pop('type', None)
+        cfg.pop('_delete_', None)
+        cfg.update(out_indices=(RLAMobileNetV2.head_index, ), init_cfg=None)
+        return cls(RLAMobileNetV2(**cfg), **kwargs)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        """Logits, ``(B, num_classes)``."""
+        x = self.backbone(img)[-1]
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.classifier(x)
