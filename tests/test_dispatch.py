@@ -445,3 +445,19 @@ def test_benchmark_detector_training_step(tmp_path, amp):
         assert step['rla']['min_ms'] > 0
     assert 'retinanet training step (loss + backward), batch 2' in proc.stdout
     assert ('Faster R-CNN skipped' in proc.stdout) is amp
+
+
+def test_benchmark_compares_rla_mobilenet_v2_with_mobilenet_v2(tmp_path):
+    from rla_mmdet import RLAMobileNetV2
+    out = tmp_path / 'bench.json'
+    proc = subprocess.run(
+        [sys.executable, 'tools/analysis/benchmark.py', '--variant',
+         'mobilenetv2', '--shape', '64', '64', '--repeat', '1', '--tasks',
+         'eval', 'flops', '--json', str(out)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    comp = json.loads(out.read_text())['complexity']
+    assert comp['rla']['params'] == sum(
+        p.numel() for p in RLAMobileNetV2().parameters())
+    assert comp['resnet']['params'] == 2_223_872  # mmdet's MobileNetV2
+    assert comp['ratio_flops'] > 1.0

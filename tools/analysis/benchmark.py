@@ -56,16 +56,27 @@ def build_backbones(depth: int = 50,
                     variant: str = 'rla',
                     device: str = 'cpu',
                     **kwargs) -> Dict[str, nn.Module]:
-    """The RLA backbone and mmdet's ``ResNet`` with identical settings."""
-    from mmdet.models.backbones import ResNet
-    cls = RLAECANet if variant == 'eca' else RLAResNet
+    """The RLA backbone and its plain mmdet twin with identical settings:
+    ``ResNet`` of ``depth`` (variants ``'rla'``, ``'eca'``), or
+    ``MobileNetV2`` (variant ``'mobilenetv2'``, ``depth`` unused). The
+    plain model is returned under the key ``'resnet'``, the baseline of
+    every ratio."""
+    if variant == 'mobilenetv2':
+        from mmdet.models.backbones import MobileNetV2
+
+        from rla_mmdet import RLAMobileNetV2
+        rla_cls, plain_cls, arch = RLAMobileNetV2, MobileNetV2, {}
+    else:
+        from mmdet.models.backbones import ResNet
+        rla_cls = RLAECANet if variant == 'eca' else RLAResNet
+        plain_cls, arch = ResNet, dict(depth=depth)
     torch.manual_seed(0)
-    rla = cls(depth=depth, **kwargs)
+    rla = rla_cls(**arch, **kwargs)
     rla.init_weights()
     torch.manual_seed(0)
-    resnet = ResNet(depth=depth, **kwargs)
-    resnet.init_weights()
-    return {'rla': rla.to(device), 'resnet': resnet.to(device)}
+    plain = plain_cls(**arch, **kwargs)
+    plain.init_weights()
+    return {'rla': rla.to(device), 'resnet': plain.to(device)}
 
 
 def build_detectors(family: str, device: str = 'cpu') -> Dict[str, nn.Module]:
@@ -603,8 +614,12 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--depth', type=int, default=50, choices=[18, 34, 50, 101,
                                                               152])
-    p.add_argument('--variant', choices=['rla', 'eca'], default='rla',
-                   help="'eca' benchmarks RLAECANet against plain ResNet")
+    p.add_argument('--variant', choices=['rla', 'eca', 'mobilenetv2'],
+                   default='rla',
+                   help="'eca' benchmarks RLAECANet against plain ResNet, "
+                   "'mobilenetv2' RLAMobileNetV2 against mmdet's MobileNetV2 "
+                   '(--depth unused; the row named resnet is the plain '
+                   'model)')
     p.add_argument('--shape', type=int, nargs=2, default=[800, 1216],
                    metavar=('H', 'W'), help='eval/detector input size')
     p.add_argument('--train-shape', type=int, nargs=2, default=[512, 512],
