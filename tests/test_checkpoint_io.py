@@ -19,7 +19,8 @@ from torch.utils.data import Dataset
 from rla_mmdet import RLAResNet
 from rla_mmdet.checkpoint import (UnsafeCheckpointError, get_state_dict,
                                   load_checkpoint_file)
-from rla_mmdet.engine import checkpoint_io_enabled
+from rla_mmdet.engine import checkpoint_io_enabled, restore_checkpoint_io
+from rla_mmdet.engine.fileio import current_checkpoint_io
 
 
 class _Payload:
@@ -170,6 +171,12 @@ def test_runner_with_the_hook_resumes_and_refuses_a_crafted_file(tmp_path):
     torch.save(dict(state_dict=OrderedDict(
         (k, v) for k, v in first['state_dict'].items()),
                     payload=_Payload(marker)), evil)
-    with pytest.raises(UnsafeCheckpointError, match=r'evil\.pth'):
-        _runner(tmp_path / 'other', 1, load_from=str(evil)).train()
+    before = current_checkpoint_io()
+    try:
+        with pytest.raises(UnsafeCheckpointError, match=r'evil\.pth'):
+            _runner(tmp_path / 'other', 1, load_from=str(evil)).train()
+    finally:
+        # MMEngine calls no after_run for a run that raised, so the hook's
+        # IO stays on; put MMEngine's back for the tests that follow.
+        restore_checkpoint_io(before)
     assert not marker.exists()

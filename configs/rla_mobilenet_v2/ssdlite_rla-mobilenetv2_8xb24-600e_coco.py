@@ -22,6 +22,7 @@ model = dict(
 # base config's own).
 custom_hooks = [
     dict(type='NumClassCheckHook'),
+    dict(type='CheckpointIOHook'),
     dict(type='NonFiniteLossHook'),
     dict(type='EpochSeedHook'),
 ]
