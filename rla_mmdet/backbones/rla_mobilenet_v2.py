@@ -28,6 +28,7 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..checkpoint import load_backbone_weights
+from ._attention import ECA as _ECA
 from ._checks import check_bool, check_int, is_int
 
 __all__ = ['RLAMobileNetV2', 'RLAMobileNetV2Classifier']
@@ -44,24 +45,6 @@ def _make_divisible(value: float, divisor: int = 8) -> int:
     if rounded < 0.9 * value:
         rounded += divisor
     return rounded
-
-
-class _ECA(nn.Module):
-    """Efficient channel attention: a 1-D convolution across channels.
-
-    Args:
-        kernel_size: Odd size of the convolution along the channel axis.
-    """
-
-    def __init__(self, kernel_size: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv1d(
-            1, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c = x.shape[:2]
-        weight = self.conv(x.mean((2, 3)).view(b, 1, c)).sigmoid()
-        return x * weight.view(b, c, 1, 1)
 
 
 def _conv_norm_act(in_channels: int,

@@ -37,29 +37,12 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..checkpoint import load_backbone_weights, split_unbuilt
 from ..layers import concat_conv, rla_update
+from ._attention import ECA as _ECA
 from ._checks import (check_bool, check_choice, check_int, check_int_tuple,
                       is_int)
 
 ConfigType = Dict
 OptConfigType = Optional[Dict]
-
-
-class _ECA(nn.Module):
-    """Efficient channel attention: a 1-D convolution across channels.
-
-    Args:
-        kernel_size: Odd size of the convolution along the channel axis.
-    """
-
-    def __init__(self, kernel_size: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv1d(
-            1, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c = x.shape[:2]
-        weight = self.conv(x.mean((2, 3)).view(b, 1, c)).sigmoid()
-        return x * weight.view(b, c, 1, 1)
 
 
 class _SE(nn.Module):
