@@ -399,8 +399,10 @@ def test_benchmark_tool_runs_and_writes_json(tmp_path):
     # CPU than the CPU forms do in inference, and RLA more than ResNet.
     ops = result['ops_train_step']
 
-    def same(a, b):  # (the profiler's count can vary by a few ops)
-        return abs(a['ops'] - b['ops']) <= 0.02 * b['ops']
+    def same(a, b):
+        # every aten call; the top-level count of torch 2.1's profiler
+        # varied by 4% between two runs of the same forms
+        return abs(a['aten_calls'] - b['aten_calls']) <= 0.02 * b['aten_calls']
 
     assert same(ops['rla (cuda)'], ops['rla (literal)'])
     assert same(ops['rla (auto)'], ops['rla (cpu)'])
