@@ -25,10 +25,10 @@ from mmcv.cnn import (build_activation_layer, build_conv_layer,
                       build_norm_layer)
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..checkpoint import load_backbone_weights
 from ._attention import ECA as _ECA
+from ._freezing import FrozenStagesMixin, freeze
 from ._checks import check_bool, check_int, is_int
 
 __all__ = ['RLAMobileNetV2', 'RLAMobileNetV2Classifier']
@@ -124,7 +124,7 @@ class _RLAInvertedResidual(nn.Module):
 
 
 @MODELS.register_module()
-class RLAMobileNetV2(BaseModule):
+class RLAMobileNetV2(FrozenStagesMixin, BaseModule):
     """MobileNetV2 with depthwise-separable RLA (the authors' dsRLA).
 
     The arguments and defaults are those of MMDetection's ``MobileNetV2``,
@@ -462,21 +462,8 @@ class RLAMobileNetV2(BaseModule):
         # Shared by every stage with an update: frozen with the last one.
         if len(self.conv_outs) and self.frozen_stages >= len(self.conv_outs):
             frozen.append(self.recurrent_dsconv)
-        for m in frozen:
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad = False
+        freeze(frozen)
 
-    def train(self, mode: bool = True) -> 'RLAMobileNetV2':
-        """Set train mode, keeping frozen stages and (with ``norm_eval``)
-        norm layers in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
 
 
 class RLAMobileNetV2Classifier(nn.Module):

@@ -38,6 +38,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..checkpoint import load_backbone_weights, split_unbuilt
 from ..layers import concat_conv, rla_update
 from ._attention import ECA as _ECA
+from ._freezing import FrozenStagesMixin, freeze
 from ._checks import (check_bool, check_choice, check_int, check_int_tuple,
                       is_int)
 
@@ -230,7 +231,7 @@ class _RLABottleneck(_RLABlock):
 
 
 @MODELS.register_module()
-class RLAResNet(BaseModule):
+class RLAResNet(FrozenStagesMixin, BaseModule):
     """ResNet with Recurrent Layer Aggregation (RLA-Net, NeurIPS 2021).
 
     The arguments are those of MMDetection's ``ResNet`` with its detection
@@ -687,27 +688,10 @@ class RLAResNet(BaseModule):
     def _freeze_stages(self) -> None:
         if self.frozen_stages >= 0:
             stem = ([self.stem] if self.deep_stem else [self.conv1, self.bn1])
-            for m in stem:
-                m.eval()
-                for p in m.parameters():
-                    p.requires_grad = False
+            freeze(stem)
         for i in range(self.frozen_stages):
-            for m in (self.stages[i], self.stage_bns[i], self.conv_outs[i],
-                      self.recurrent_convs[i]):
-                m.eval()
-                for p in m.parameters():
-                    p.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'RLAResNet':
-        """Set train mode, keeping frozen stages and (with ``norm_eval``)
-        norm layers in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+            freeze((self.stages[i], self.stage_bns[i], self.conv_outs[i],
+                    self.recurrent_convs[i]))
 
 
 @MODELS.register_module()
