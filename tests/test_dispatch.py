@@ -367,11 +367,26 @@ def test_count_ops_counts_top_level_operators():
     one = bench.count_ops(lambda: x + 1)
     three = bench.count_ops(lambda: torch.relu(x @ x + 1))
     assert none['ops'] == 0
-    assert one['ops'] == 1
-    # matmul, add, relu (torch 2.1 adds a helper op after a torch.compile
-    # in the same process)
-    assert 3 <= three['ops'] <= 4
-    assert three['aten_calls'] >= three['ops']
+    assert 1 <= one['ops'] <= one['aten_calls']
+    # matmul, add, relu: 3 top-level calls of 12 in all
+    assert three['aten_calls'] == 12
+    if _profiler_times_are_whole_microseconds():
+        # A nested call that starts and ends in the same microsecond as its
+        # neighbours can lose its parent: then it counts as top-level too.
+        assert 3 <= three['ops'] <= three['aten_calls']
+    else:
+        assert one['ops'] == 1
+        assert three['ops'] == 3
+
+
+def _profiler_times_are_whole_microseconds():
+    from torch.profiler import ProfilerActivity, profile
+    x = torch.rand(4, 4)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(20):
+            x + 1
+    starts = [e.time_range.start for e in prof.events()]
+    return all(float(t).is_integer() for t in starts)
 
 
 def test_benchmark_tool_runs_and_writes_json(tmp_path):

@@ -272,6 +272,9 @@ def count_ops(fn: Callable[[], object], device: str = 'cpu') -> dict:
     ``ops``: aten operators called from Python or autograd (nested calls
     inside an operator are not counted again); ``aten_calls``: every aten
     call, nested ones included; on CUDA, ``kernels``: GPU kernels launched.
+    Where the profiler records whole microseconds (torch 2.1), a nested call
+    that shares its parent's timestamps can be counted as top-level, so
+    ``ops`` may vary between runs there; ``aten_calls`` does not.
     """
     from torch.profiler import ProfilerActivity, profile
     activities = [ProfilerActivity.CPU]
