@@ -410,21 +410,21 @@ def test_benchmark_tool_runs_and_writes_json(tmp_path):
     assert comp['rla']['params'] == sum(
         p.numel() for p in RLAResNet(depth=18).parameters())
     assert comp['ratio_flops'] > 1.0
-    # The literal forms (the CUDA choice) dispatch more operators on the
-    # CPU than the CPU forms do in inference, and RLA more than ResNet.
+    # The CPU forms and the literal ones (the CUDA choice) dispatch
+    # different numbers of operators, and RLA more than ResNet.
     ops = result['ops_train_step']
 
     def same(a, b):
-        # every aten call; the top-level count of torch 2.1's profiler
-        # varied by 4% between two runs of the same forms
+        # every aten call: torch 2.1's top-level count varies between runs
+        # (see test_count_ops_counts_top_level_operators)
         return abs(a['aten_calls'] - b['aten_calls']) <= 0.02 * b['aten_calls']
 
     assert same(ops['rla (cuda)'], ops['rla (literal)'])
     assert same(ops['rla (auto)'], ops['rla (cpu)'])
     assert not same(ops['rla (cpu)'], ops['rla (literal)'])
-    assert ops['resnet']['ops'] < ops['rla (literal)']['ops']
+    assert ops['resnet']['aten_calls'] < ops['rla (literal)']['aten_calls']
     evals = result['ops_eval_forward']
-    assert evals['rla (cpu)']['ops'] != evals['rla (literal)']['ops']
+    assert not same(evals['rla (cpu)'], evals['rla (literal)'])
     # The profile covers forward and backward of both models, and RLA's
     # extra operators (the hidden state's tanh) show up only on its side.
     profile = result['train_profile_ms']
