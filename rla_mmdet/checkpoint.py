@@ -45,7 +45,7 @@ from mmengine.logging import HistoryBuffer, print_log
 __all__ = [
     'UnsafeCheckpointError', 'SAFE_GLOBALS', 'register_safe_globals',
     'load_checkpoint_file', 'get_state_dict', 'load_backbone_weights',
-    'split_unbuilt', 'RestrictedUnpickler'
+    'load_pretrained_init_cfg', 'split_unbuilt', 'RestrictedUnpickler'
 ]
 
 _TORCH_VERSION = tuple(
@@ -485,3 +485,23 @@ def load_backbone_weights(model: torch.nn.Module,
         (f'; ignored {len(dropped)} tensors of unbuilt modules '
          f'({_head(dropped, 2)})' if dropped else ''),
         logger='current')
+
+
+def load_pretrained_init_cfg(model: torch.nn.Module) -> bool:
+    """Load ``model.init_cfg`` if it is ``dict(type='Pretrained', ...)``.
+
+    The backbones' ``init_weights`` call this: the ``checkpoint``,
+    ``prefix`` and ``map_location`` keys go to :func:`load_backbone_weights`
+    (strict), and the model is marked initialised. Returns whether it
+    loaded; any other ``init_cfg`` is left to the caller.
+    """
+    cfg = model.init_cfg
+    if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
+        return False
+    load_backbone_weights(
+        model,
+        cfg.get('checkpoint'),
+        prefix=cfg.get('prefix'),
+        map_location=cfg.get('map_location', 'cpu'))
+    model._is_init = True
+    return True

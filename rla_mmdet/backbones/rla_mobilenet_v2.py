@@ -26,7 +26,7 @@ from mmcv.cnn import (build_activation_layer, build_conv_layer,
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 
-from ..checkpoint import load_backbone_weights
+from ..checkpoint import load_pretrained_init_cfg
 from ._attention import ECA as _ECA
 from ._freezing import FrozenStagesMixin, freeze
 from ._checks import check_bool, check_int, is_int
@@ -401,15 +401,7 @@ class RLAMobileNetV2(FrozenStagesMixin, BaseModule):
     def init_weights(self) -> None:
         """Kaiming / constant init, or strict loading of a ``Pretrained``
         checkpoint by :func:`rla_mmdet.checkpoint.load_backbone_weights`."""
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            load_backbone_weights(
-                self,
-                cfg.get('checkpoint'),
-                prefix=cfg.get('prefix'),
-                map_location=cfg.get('map_location', 'cpu'))
-            self._is_init = True
-        else:
+        if not load_pretrained_init_cfg(self):
             super().init_weights()
 
     # ---------------------------------------------------------------- forward

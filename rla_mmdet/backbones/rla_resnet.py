@@ -35,7 +35,7 @@ from mmengine.model.weight_init import constant_init, kaiming_init
 from mmdet.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..checkpoint import load_backbone_weights, split_unbuilt
+from ..checkpoint import load_pretrained_init_cfg, split_unbuilt
 from ..layers import concat_conv, rla_update
 from ._attention import ECA as _ECA
 from ._freezing import FrozenStagesMixin, freeze
@@ -588,15 +588,9 @@ class RLAResNet(FrozenStagesMixin, BaseModule):
         authors' ImageNet files and whole-detector checkpoints (with
         ``prefix``) and raises on any missing or unexpected key.
         """
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            load_backbone_weights(
-                self,
-                cfg.get('checkpoint'),
-                prefix=cfg.get('prefix'),
-                map_location=cfg.get('map_location', 'cpu'))
-            self._is_init = True
-        elif cfg is None:
+        if load_pretrained_init_cfg(self):
+            return
+        if self.init_cfg is None:
             for m in self.modules():
                 if isinstance(m, nn.Conv2d):
                     kaiming_init(m)
