@@ -1,6 +1,5 @@
 """tools/analysis: params / FLOPs (get_flops.py) and training curves
 (plot_curves.py)."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -15,17 +14,14 @@ from rla_mmdet.analysis import (RLAClassifier, binary_units,
                                 classifier_complexity, complexity,
                                 count_params, load_curves)
 from rla_spec import reference_forward
+from helpers import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 R18_NECK = '[64,128,256,512]'
 
 
 def _tool(name):
-    path = osp.join(ROOT, 'tools', 'analysis', name + '.py')
-    spec = importlib.util.spec_from_file_location('tool_' + name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'analysis/{name}.py')
 
 
 # ------------------------------------------------------------- params/FLOPs

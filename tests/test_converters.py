@@ -7,7 +7,6 @@ classifier; mmdetection 2.x ``state_dict`` + ``meta``, see
 shapes.
 """
 import hashlib
-import importlib.util
 import os.path as osp
 from collections import OrderedDict
 
@@ -20,6 +19,7 @@ from mmengine.runner import Runner, load_checkpoint
 from rla_mmdet import RLAECANet, RLAResNet
 from rla_mmdet.checkpoint import load_checkpoint_file
 from rla_mmdet.converters import imagenet_to_mmdet, mmdet2_to_mmdet3
+from helpers import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FASTER_R50 = 'configs/faster_rcnn/faster-rcnn_rla-r50_fpn_1x_coco.py'
@@ -31,11 +31,7 @@ BN = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
 
 
 def _tool(name):
-    path = osp.join(ROOT, 'tools', 'model_converters', name + '.py')
-    spec = importlib.util.spec_from_file_location('tool_' + name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'model_converters/{name}.py')
 
 
 def _randomised(state_dict, seed=0):

@@ -1,5 +1,4 @@
 """tools/demo.py on CPU, on images of the bundled shapes dataset."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -16,6 +15,7 @@ from mmengine.registry import init_default_scope
 from pycocotools import mask as mask_utils
 
 from rla_mmdet.datasets import SHAPE_CLASSES
+from helpers import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'tools', 'demo.py')
@@ -32,10 +32,7 @@ _FEWER = 'model = dict(test_cfg=dict(rcnn=dict(max_per_img=10)))\n'
 
 
 def _demo():
-    spec = importlib.util.spec_from_file_location('tool_demo', DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('demo.py')
 
 
 @pytest.fixture(scope='module')

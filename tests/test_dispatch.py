@@ -3,7 +3,6 @@ backbone, against the literal forms and the independent oracle
 (``rla_spec.py``); the switch; torch.compile, channels_last, autocast; the
 benchmark tool."""
 import copy
-import importlib.util
 import json
 import os.path as osp
 import subprocess
@@ -20,6 +19,7 @@ from rla_mmdet.layers import DISPATCH, current_impl, select_impl
 from rla_mmdet.layers import rla_ops
 from rla_mmdet.layers.dispatch import choose
 from rla_spec import reference_forward
+from helpers import assert_same_grads, load_tool
 from test_backbone import build, randomize_norms
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -27,11 +27,7 @@ CHOICES = ('literal', 'cpu', 'cuda', 'auto')
 
 
 def _benchmark():
-    path = osp.join(ROOT, 'tools', 'analysis', 'benchmark.py')
-    spec = importlib.util.spec_from_file_location('rla_benchmark', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('analysis/benchmark.py')
 
 
 def _grads(fn, inputs, params):
@@ -237,11 +233,7 @@ def test_training_gradients_of_every_choice_equal_the_spec(choice, params):
     for a, b in zip(outs, ref_outs):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
     torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-7, atol=1e-9)
-    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
-        assert (p.grad is None) == (q.grad is None), name
-        if p.grad is not None:
-            torch.testing.assert_close(p.grad, q.grad, rtol=1e-7, atol=1e-9,
-                                       msg=name)
+    assert_same_grads(model, ref, rtol=1e-7, atol=1e-9)
     if not model.with_cp:
         # (with_cp re-runs each block in backward, and its batch norms then
         # update their running statistics a second time, as in mmdet.)
@@ -272,10 +264,7 @@ def test_torch_compile_fullgraph_training_step():
     compiled = torch.compile(model, fullgraph=True)
     sum(o.sum() for o in compiled(x)).backward()
     sum(o.sum() for o in reference_forward(ref, x)).backward()
-    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
-        if p.grad is not None:
-            torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-4,
-                                       msg=name)
+    assert_same_grads(model, ref, rtol=1e-3, atol=1e-4)
 
 
 def test_channels_last_gives_the_same_outputs():

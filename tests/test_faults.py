@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 import torch
 
 CONFIG = 'configs/shapes/mask-rcnn_rla-r18_fpn_shapes.py'
@@ -161,7 +160,7 @@ def test_mistakes_are_reported_before_training(run_tool, shapes_data,
         'tools/train.py', CONFIG, '--work-dir', work_dir, '--data-root', data
     ], check=False)
     assert proc.returncode != 0
-    assert f'are missing under' in proc.stdout and missing in proc.stdout
+    assert 'are missing under' in proc.stdout and missing in proc.stdout
     assert not osp.exists(work_dir / 'last_checkpoint')
     proc = run_tool([
         'tools/train.py', CONFIG, '--work-dir', work_dir, '--data-root',

@@ -79,6 +79,9 @@ def test_import_builds_every_backbone_and_loads_a_checkpoint(installed):
                 model = MODELS.build(dict(type=kind, depth=depth))
                 names.append(f'{{kind}}-{{depth}}')
         legacy = MODELS.build(dict(type='RLA_ResNet', layers=[3, 4, 6, 3]))
+        for eca in (False, True):
+            MODELS.build(dict(type='RLAMobileNetV2', eca=eca))
+            names.append(f'RLAMobileNetV2-eca{{eca}}')
         print('built', len(names) + 1)
         torch.manual_seed(1)
         src = rla_mmdet.RLAResNet(depth=18)
@@ -97,7 +100,7 @@ def test_import_builds_every_backbone_and_loads_a_checkpoint(installed):
                  if ' ' in line)
     # the installed copy, not the clone
     assert lines['file'] == osp.join(site, 'rla_mmdet', '__init__.py')
-    assert lines['built'] == '11'
+    assert lines['built'] == '13'
     assert lines['loaded'] == 'True'
     assert lines['configs'] == 'False'
 

@@ -1,19 +1,15 @@
 """model-index.yml and configs/*/metafile.yml (tools/misc/gen_metafiles.py).
 """
-import importlib.util
 import os.path as osp
 
 import yaml
+from helpers import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def _generator():
-    path = osp.join(ROOT, 'tools', 'misc', 'gen_metafiles.py')
-    spec = importlib.util.spec_from_file_location('gen_metafiles', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('misc/gen_metafiles.py')
 
 
 def _load(rel):

@@ -11,6 +11,7 @@ from mmengine.config import Config
 from pycocotools.coco import COCO
 
 from rla_mmdet.datasets import SHAPE_CLASSES, make_shapes_dataset
+from helpers import load_tool
 
 SMALL = dict(num_train=3, num_val=2, image_size=48)
 
@@ -23,7 +24,7 @@ def _files(root):
 
 def test_same_seed_gives_identical_files(tmp_path):
     a = make_shapes_dataset(tmp_path / 'a', seed=3, **SMALL)
-    b = make_shapes_dataset(tmp_path / 'b', seed=3, **SMALL)
+    make_shapes_dataset(tmp_path / 'b', seed=3, **SMALL)
     assert _files(tmp_path / 'a') == _files(tmp_path / 'b')
     for name in _files(tmp_path / 'a'):
         assert filecmp.cmp(tmp_path / 'a' / name, tmp_path / 'b' / name,
@@ -157,12 +158,7 @@ def test_existing_dataset_is_kept_unless_overwrite(tmp_path):
 
 
 def test_cli(repo_root, tmp_path, capsys):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'make_shapes_dataset_cli',
-        osp.join(repo_root, 'tools', 'misc', 'make_shapes_dataset.py'))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_tool('misc/make_shapes_dataset.py')
     out = tmp_path / 'cli'
     paths = cli.main([str(out), '--num-train', '3', '--num-val', '2',
                       '--image-size', '48', '--seed', '3'])
