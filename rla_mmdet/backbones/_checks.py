@@ -53,6 +53,28 @@ def check_int_tuple(name: str,
     return tuple(int(item) for item in value)
 
 
+def check_indices(name: str, value: Any, high: int,
+                  note: str = '') -> Tuple[int, ...]:
+    """Return ``value`` as a tuple of ints, non-empty and strictly
+    increasing, each in ``[0, high]``; ``note`` is added to the error
+    message after the range (e.g. what each index means)."""
+    what = (f'a non-empty, increasing sequence of ints in [0, {high}]'
+            f'{note}')
+    if isinstance(value, (str, bytes)) or not isinstance(
+            value, Sequence) or not value:
+        raise TypeError(f'{name} must be {what}, got {value!r}.')
+    for item in value:
+        if not is_int(item):
+            raise TypeError(f'{name} must be {what}, got {tuple(value)!r} '
+                            f'with the non-int item {item!r}.')
+        if not 0 <= item <= high:
+            raise ValueError(f'{name} must be {what}, got {tuple(value)!r}.')
+    value = tuple(int(item) for item in value)
+    if list(value) != sorted(set(value)):
+        raise ValueError(f'{name} must be {what}, got {value!r}.')
+    return value
+
+
 def check_bool(name: str, value: Any) -> bool:
     """Return ``value`` if it is a bool."""
     if not isinstance(value, bool):

@@ -29,7 +29,7 @@ from mmengine.model import BaseModule
 from ..checkpoint import load_pretrained_init_cfg
 from ._attention import ECA as _ECA
 from ._freezing import FrozenStagesMixin, freeze
-from ._checks import check_bool, check_int, is_int
+from ._checks import check_bool, check_indices, check_int
 
 __all__ = ['RLAMobileNetV2', 'RLAMobileNetV2Classifier']
 
@@ -284,24 +284,8 @@ class RLAMobileNetV2(FrozenStagesMixin, BaseModule):
     # ------------------------------------------------------------------ build
     def _check_out_indices(self, out_indices: Any) -> Tuple[int, ...]:
         last = self.head_index
-        what = (f'a non-empty, increasing sequence of output indices in '
-                f'[0, {last}] (0-6: stages, {last}: the head)')
-        if isinstance(out_indices, (str, bytes)) or not isinstance(
-                out_indices, Sequence) or not out_indices:
-            raise TypeError(f'out_indices must be {what}, got '
-                            f'{out_indices!r}.')
-        for i in out_indices:
-            if not is_int(i):
-                raise TypeError(f'out_indices must be {what}, got '
-                                f'{tuple(out_indices)!r}.')
-            if not 0 <= i <= last:
-                raise ValueError(f'out_indices must be {what}, got '
-                                 f'{tuple(out_indices)!r}.')
-        out_indices = tuple(int(i) for i in out_indices)
-        if list(out_indices) != sorted(set(out_indices)):
-            raise ValueError(f'out_indices must be {what}, got '
-                             f'{out_indices!r}.')
-        return out_indices
+        return check_indices('out_indices', out_indices, last,
+                             f' (0-6: stages, {last}: the head)')
 
     @property
     def recurrent_dsconv(self) -> nn.Module:

@@ -39,8 +39,8 @@ from ..checkpoint import load_pretrained_init_cfg, split_unbuilt
 from ..layers import concat_conv, rla_update
 from ._attention import ECA as _ECA
 from ._freezing import FrozenStagesMixin, freeze
-from ._checks import (check_bool, check_choice, check_int, check_int_tuple,
-                      is_int)
+from ._checks import (check_bool, check_choice, check_indices, check_int,
+                      check_int_tuple, is_int)
 
 ConfigType = Dict
 OptConfigType = Optional[Dict]
@@ -466,20 +466,8 @@ class RLAResNet(FrozenStagesMixin, BaseModule):
         return init_cfg
 
     def _check_out_indices(self, out_indices) -> Tuple[int, ...]:
-        what = (f'a non-empty, increasing sequence of stage indices in '
-                f'[0, {self.num_stages - 1}]')
-        if isinstance(out_indices, (str, bytes)) or not isinstance(
-                out_indices, Sequence) or not out_indices:
-            raise TypeError(f'out_indices must be {what}, got '
-                            f'{out_indices!r}.')
-        for i in out_indices:
-            if not is_int(i) or not 0 <= i < self.num_stages:
-                raise ValueError(f'out_indices must be {what}, got '
-                                 f'{tuple(out_indices)!r}.')
-        out_indices = tuple(int(i) for i in out_indices)
-        if list(out_indices) != sorted(set(out_indices)):
-            raise ValueError(f'out_indices must be {what}, got '
-                             f'{out_indices!r}.')
+        out_indices = check_indices('out_indices', out_indices,
+                                    self.num_stages - 1, ' (stages)')
         if out_indices[-1] != self.num_stages - 1:
             raise ValueError(
                 f'out_indices={out_indices!r} leaves stage(s) after '
