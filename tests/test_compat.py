@@ -168,3 +168,58 @@ def test_the_hook_switches_checkpoint_io_for_the_run_only():
     assert (reg.prefix_to_backends[''],
             CheckpointLoader._schemes['']) == before
     assert reg.backends['local'] is LocalBackend
+
+
+# ------------------------------------------------------------ Python 3.8
+_BUILTIN_GENERICS = ('list', 'dict', 'tuple', 'set', 'frozenset', 'type')
+_NEW_METHODS = ('removeprefix', 'removesuffix', 'is_relative_to')
+
+
+def _newer_than_python_38(source, filename='<source>'):
+    """What in ``source`` needs Python > 3.8: syntax (the parser's 3.8
+    grammar), ``list[int]``-style generics, ``X | None`` and 3.9 methods."""
+    import ast
+    try:
+        ast.parse(source, filename=filename, feature_version=(3, 8))
+    except SyntaxError as e:
+        return [f'{filename}:{e.lineno}: {e.msg}']
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        line = f'{filename}:{getattr(node, "lineno", "?")}'
+        if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
+                and node.value.id in _BUILTIN_GENERICS):
+            found.append(f'{line}: {node.value.id}[...]')
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr) \
+                and any(isinstance(side, ast.Constant) and side.value is None
+                        for side in (node.left, node.right)):
+            found.append(f'{line}: X | None')
+        elif isinstance(node, ast.Attribute) and node.attr in _NEW_METHODS:
+            found.append(f'{line}: .{node.attr}')
+    return found
+
+
+def test_the_python_38_check_finds_newer_code():
+    assert _newer_than_python_38('match x:\n    case 1:\n        pass\n')
+    assert _newer_than_python_38('def f(a: list[int]) -> None: ...\n')
+    assert _newer_than_python_38('def f(a: int | None): ...\n')
+    assert _newer_than_python_38('"ab".removeprefix("a")\n')
+    assert not _newer_than_python_38(
+        'from typing import List, Optional\n'
+        'def f(a: List[int], b: Optional[int]) -> int:\n'
+        '    return (n := len(a))\n')
+
+
+def test_package_and_tools_read_as_python_38():
+    """setup.py declares Python >= 3.8: the package, setup.py and the tools
+    use nothing newer (tested on 3.11 only; this reads the sources)."""
+    import glob
+    files = (glob.glob(osp.join(ROOT, 'rla_mmdet', '**', '*.py'),
+                       recursive=True) +
+             glob.glob(osp.join(ROOT, 'tools', '**', '*.py'), recursive=True)
+             + [osp.join(ROOT, 'setup.py')])
+    assert len(files) > 30
+    found = []
+    for path in files:
+        with open(path) as f:
+            found += _newer_than_python_38(f.read(), osp.relpath(path, ROOT))
+    assert not found, found
