@@ -228,3 +228,55 @@ def test_check_compares_torchvision_with_the_plain_forms(monkeypatch,
     monkeypatch.setattr(Kernels, 'nms',
                         staticmethod(lambda b, s, iou: s.argsort()))
     assert not ops.check('cpu')
+
+
+RUNS = ('amp', 'fp32', 'eval_b8_amp', 'cp_amp', 'forms_amp', 'detector_amp',
+        'detector_fp32', 'mobilenetv2_amp')
+
+
+def _suite(tmp_path, **overrides):
+    import os
+    env = dict(os.environ, WHEELS='none', DEVICE='cpu', REPEAT='1',
+               SHAPE='64 64', TRAIN_SHAPE='64 64', CP_SHAPE='64 64',
+               PYTHON=sys.executable, OUT=str(tmp_path / 'out'))
+    env.update(overrides)
+    return subprocess.run(['bash', 'tools/analysis/gpu_suite.sh'],
+                          capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=900)
+
+
+def test_gpu_suite_runs_every_benchmark_on_the_cpu(tmp_path):
+    """The GPU script at tiny sizes on the CPU: every run, its JSON packed
+    into results.tar.gz, and the whole log."""
+    import json
+    import tarfile
+    proc = _suite(tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    out = tmp_path / 'out'
+    assert sorted(p.name for p in out.iterdir()) == ['log.txt',
+                                                     'results.tar.gz']
+    log = (out / 'log.txt').read_text()
+    assert 'Traceback' not in log
+    with tarfile.open(out / 'results.tar.gz') as tar:
+        results = {
+            m.name.split('/')[-1][:-5]: json.load(tar.extractfile(m))
+            for m in tar.getmembers() if m.name.endswith('.json')
+        }
+    assert sorted(results) == sorted(RUNS)
+    for name in RUNS:
+        assert f'== {name}: ' in log
+    assert results['amp']['amp'] and not results['fp32']['amp']
+    assert results['amp']['ops_train_step']['rla (cuda)']['aten_calls'] > 0
+    assert results['eval_b8_amp']['eval_batch'] == 8
+    assert 'split+literal' in results['forms_amp']['forms']['train']
+    assert 'faster_rcnn_train_step' in results['detector_fp32']
+    assert results['mobilenetv2_amp']['variant'] == 'mobilenetv2'
+    assert results['cp_amp']['with_cp_cost']
+
+
+def test_gpu_suite_exits_non_zero_when_a_run_fails(tmp_path):
+    proc = _suite(tmp_path, SHAPE='16 16', TRAIN_SHAPE='16 16',
+                  CP_SHAPE='16 16')
+    assert proc.returncode == 1
+    log = (tmp_path / 'out' / 'log.txt').read_text()
+    assert '== failed: amp (exit 2)' in log

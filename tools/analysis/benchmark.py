@@ -320,6 +320,7 @@ def run(depth: int = 50,
         repeat: int = 10,
         train_repeat: int = 6,
         device: str = 'cpu',
+        eval_batch: int = 1,
         channels_last: bool = False,
         amp: bool = False,
         impl: str = 'auto',
@@ -339,7 +340,7 @@ def run(depth: int = 50,
                      if device.startswith('cuda') else 'cpu'),
         threads=torch.get_num_threads(), torch=torch.__version__,
         channels_last=channels_last, shape=shape, train_shape=train_shape,
-        train_batch=train_batch)
+        train_batch=train_batch, eval_batch=eval_batch)
     amp_note = ', AMP' if amp else ''
 
     def train_models(with_cp: bool = False) -> Dict[str, nn.Module]:
@@ -360,7 +361,7 @@ def run(depth: int = 50,
         for m in models.values():
             m.eval()  # mmdet's ResNet.train() returns None: no chaining
             m.to(memory_format=memory_format)
-        x = torch.rand(1, 3, *shape, device=device).to(
+        x = torch.rand(eval_batch, 3, *shape, device=device).to(
             memory_format=memory_format)
 
         def forward(m):
@@ -371,7 +372,8 @@ def run(depth: int = 50,
         with torch.no_grad():
             times = time_interleaved(fns, repeat, device=device)
         results['eval_forward'] = summarize(times)
-        log(_table(f'eval forward, batch 1, {shape[0]}x{shape[1]}{amp_note}',
+        log(_table(f'eval forward, batch {eval_batch}, '
+                   f'{shape[0]}x{shape[1]}{amp_note}',
                    results['eval_forward']))
         del models, fns, x
 
@@ -628,6 +630,8 @@ def parse_args(argv=None):
     p.add_argument('--train-shape', type=int, nargs=2, default=[512, 512],
                    metavar=('H', 'W'), help='training step input size')
     p.add_argument('--train-batch', type=int, default=2)
+    p.add_argument('--eval-batch', type=int, default=1,
+                   help='images per eval forward (the eval task only)')
     p.add_argument('--repeat', type=int, default=10,
                    help='timed eval forwards per model')
     p.add_argument('--train-repeat', type=int, default=6,
@@ -654,7 +658,7 @@ def parse_args(argv=None):
                    'its extra time)')
     p.add_argument('--json', help='write the results to this JSON file')
     args = p.parse_args(argv)
-    for name in ('repeat', 'train_repeat', 'train_batch'):
+    for name in ('repeat', 'train_repeat', 'train_batch', 'eval_batch'):
         if getattr(args, name) < 1:
             p.error(f'--{name.replace("_", "-")} must be >= 1')
     if min(args.shape + args.train_shape) < 32:
@@ -689,8 +693,9 @@ def main(argv=None):
             train_shape=args.train_shape, train_batch=args.train_batch,
             repeat=args.repeat, train_repeat=args.train_repeat,
             device=args.device, channels_last=args.channels_last,
-            amp=args.amp, impl=args.impl, tasks=args.tasks)
-    results['forms'] = args.forms
+            amp=args.amp, impl=args.impl, tasks=args.tasks,
+            eval_batch=args.eval_batch)
+    results['form_overrides'] = args.forms
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=2)
