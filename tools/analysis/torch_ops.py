@@ -32,6 +32,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.modules.utils import _pair
 
 try:
     import torchvision.ops as _tv
@@ -208,12 +209,6 @@ def _roi_align_torch(feature: torch.Tensor, rois: torch.Tensor,
     count = (grid_h * grid_w).clamp(min=1).view(k, 1, 1)
     pooled = (values * weight).sum((2, 4)) / count[..., None]
     return pooled.permute(0, 3, 1, 2).contiguous()  # K, C, ph, pw
-
-
-def _pair(value) -> Tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    return tuple(value)
 
 
 def roi_align(input: torch.Tensor,
