@@ -1,0 +1,207 @@
+"""Build an mmcv wheel with its C++ ops for the torch it will sit next to.
+
+Run it with the interpreter of the target environment, which already holds
+torch, numpy, ninja, wheel and ``setuptools<81`` (mmcv's ``setup.py`` imports
+``torch`` and ``pkg_resources``)::
+
+    .venv/bin/python scripts/build_mmcv.py 2.1.0            # prints the wheel
+    .venv/bin/python scripts/build_mmcv.py 2.1.0 --install  # and installs it
+
+What it does, and why:
+
+1. Downloads mmcv's source archive from the package index (``pip download``)
+   and checks its sha256 against :data:`SDIST_SHA256`, so every build starts
+   from the same bytes.
+2. Picks the C++ standard that the installed torch needs
+   (:func:`cxx_standard`): C++17 below torch 2.14, C++20 from 2.14 on, whose
+   headers stop with ``#error C++20 or later compatible compiler is required``.
+   mmcv's ``setup.py`` hard-codes ``-std=c++14`` (2.0.x) or ``-std=c++17``
+   (2.1.x); the build replaces that flag in a private copy of the source.
+   A compiler that cannot compile C++20 gets one sentence, before the build.
+3. Builds the wheel with ``MMCV_WITH_OPS=1`` and ``--no-build-isolation``
+   (against this environment's torch), into a cache folder named after mmcv,
+   torch, the Python tag and the standard, so a second environment of the
+   same stack reuses it in seconds.
+
+Nothing global is touched: the source is unpacked in a temporary folder, the
+wheel cache lives under ``$RLA_MMCV_CACHE`` (default
+``${XDG_CACHE_HOME:-~/.cache}/rla_mmdet/mmcv``), and only ``--install``
+changes anything, in this interpreter's environment.
+"""
+import argparse
+import hashlib
+import os
+import os.path as osp
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import tempfile
+
+#: sha256 of the source archives on the package index (``mmcv-V.tar.gz``).
+SDIST_SHA256 = {
+    '2.0.1':
+    '2b9b2c23795b3f43cf2ebcaca46552d9b4ef7e903eacdcf7c08ee15195044071',
+    '2.1.0':
+    'd387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f',
+}
+
+#: The first torch release whose headers require C++20.
+CXX20_FROM_TORCH = (2, 14)
+
+_STD_FLAG = re.compile(r"-std=c\+\+1[47]")
+
+
+def _release(version: str) -> tuple:
+    match = re.match(r'\s*v?(\d+(?:\.\d+)*)', version)
+    if match is None:
+        raise ValueError(f'cannot read the torch version {version!r}; '
+                         'expected digits such as 2.1.2.')
+    return tuple(int(p) for p in match.group(1).split('.'))
+
+
+def cxx_standard(torch_version: str) -> str:
+    """The ``-std=`` value to compile mmcv's ops with for ``torch_version``.
+
+    >>> cxx_standard('2.13.0'), cxx_standard('2.14.0.dev20260101+cpu')
+    ('c++17', 'c++20')
+    """
+    return 'c++20' if _release(torch_version) >= CXX20_FROM_TORCH else 'c++17'
+
+
+def patch_setup(text: str, std: str) -> str:
+    """mmcv's ``setup.py`` with every GCC/NVCC ``-std=c++14|17`` set to
+    ``std``; a ``setup.py`` without such a flag is a ValueError, since the
+    build would then silently keep its own choice."""
+    patched, count = _STD_FLAG.subn(f'-std={std}', text)
+    if count == 0:
+        raise ValueError("mmcv's setup.py has no '-std=c++14' or "
+                         "'-std=c++17' flag to replace; this script knows "
+                         f'the layouts of mmcv {", ".join(SDIST_SHA256)}.')
+    return patched
+
+
+def check_compiler(std: str, cxx: str = None) -> None:
+    """Exit with one sentence unless the C++ compiler accepts ``-std=std``."""
+    cxx = cxx or os.environ.get('CXX') or 'c++'
+    try:
+        proc = subprocess.run(
+            [cxx, f'-std={std}', '-x', 'c++', '-fsyntax-only', '-'],
+            input='int main() { return 0; }\n', capture_output=True,
+            text=True)
+        ok = proc.returncode == 0
+    except OSError:
+        ok = False
+    if not ok:
+        sys.exit(f'build_mmcv: the C++ compiler {cxx!r} cannot compile '
+                 f'{std.upper()}, which the installed torch needs for '
+                 "mmcv's ops; install GCC >= 10 or Clang >= 10 (for example "
+                 "apt-get install g++) or point CXX at one.")
+
+
+def sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_sdist(version: str, cache: str) -> str:
+    """The path of ``mmcv-<version>.tar.gz`` in ``cache``, downloaded once
+    and checked against :data:`SDIST_SHA256` every time."""
+    if version not in SDIST_SHA256:
+        sys.exit(f'build_mmcv: no pinned hash for mmcv {version}; known '
+                 f'versions: {", ".join(SDIST_SHA256)}.')
+    path = osp.join(cache, f'mmcv-{version}.tar.gz')
+    if not osp.exists(path):
+        with tempfile.TemporaryDirectory() as tmp:
+            req = osp.join(tmp, 'mmcv.txt')
+            with open(req, 'w') as f:
+                f.write(f'mmcv=={version} '
+                        f'--hash=sha256:{SDIST_SHA256[version]}\n')
+            # The pinned hash makes pip refuse any other archive; the
+            # interpreter's own constraints (a torch cap) do not apply here.
+            subprocess.run(
+                [sys.executable, '-m', 'pip', 'download', '-q',
+                 '--disable-pip-version-check', '--no-deps',
+                 '--no-binary', ':all:', '--no-build-isolation',
+                 '--require-hashes', '-r', req, '-d', tmp],
+                check=True, env=dict(os.environ, PIP_CONSTRAINT=''))
+            shutil.move(osp.join(tmp, f'mmcv-{version}.tar.gz'), path)
+    if sha256(path) != SDIST_SHA256[version]:
+        os.remove(path)
+        sys.exit(f'build_mmcv: {path} does not have the pinned sha256 and '
+                 'was removed; run again to download it anew.')
+    return path
+
+
+def build(version: str, cache: str, jobs: int) -> str:
+    """Build (or reuse) the wheel; return its path."""
+    from importlib.metadata import version as installed
+    torch_version = installed('torch')
+    std = cxx_standard(torch_version)
+    tag = sysconfig.get_config_var('SOABI') or sys.implementation.cache_tag
+    out = osp.join(cache, f'mmcv-{version}_torch-{torch_version}_{tag}_{std}')
+    wheels = sorted(w for w in os.listdir(out)
+                    if w.endswith('.whl')) if osp.isdir(out) else []
+    if wheels:
+        print(f'build_mmcv: reusing {osp.join(out, wheels[-1])}',
+              file=sys.stderr)
+        return osp.join(out, wheels[-1])
+    check_compiler(std)
+    sdist = fetch_sdist(version, cache)
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(sdist) as tar:
+            tar.extractall(tmp)
+        src = osp.join(tmp, f'mmcv-{version}')
+        setup_py = osp.join(src, 'setup.py')
+        with open(setup_py) as f:
+            text = f.read()
+        with open(setup_py, 'w') as f:
+            f.write(patch_setup(text, std))
+        print(f'build_mmcv: compiling mmcv {version} with -std={std} for '
+              f'torch {torch_version} (about 10 min on 2 cores)',
+              file=sys.stderr)
+        env = dict(os.environ, MMCV_WITH_OPS='1', MAX_JOBS=str(jobs))
+        subprocess.run(
+            [sys.executable, '-m', 'pip', 'wheel', '-q',
+             '--disable-pip-version-check', '--no-deps',
+             '--no-build-isolation', '-w', osp.join(tmp, 'dist'), src],
+            check=True, env=env)
+        built = [w for w in os.listdir(osp.join(tmp, 'dist'))
+                 if w.endswith('.whl')]
+        os.makedirs(out, exist_ok=True)
+        # Move into place last, so an interrupted build leaves no wheel.
+        shutil.move(osp.join(tmp, 'dist', built[0]), osp.join(out, built[0]))
+    return osp.join(out, built[0])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('version', help='mmcv version, e.g. 2.1.0')
+    parser.add_argument('--install', action='store_true',
+                        help='pip install the wheel into this environment')
+    parser.add_argument(
+        '--cache',
+        default=os.environ.get('RLA_MMCV_CACHE') or osp.join(
+            os.environ.get('XDG_CACHE_HOME')
+            or osp.expanduser('~/.cache'), 'rla_mmdet', 'mmcv'),
+        help='folder of the source archives and built wheels')
+    parser.add_argument('--jobs', type=int,
+                        default=int(os.environ.get('MAX_JOBS') or 0)
+                        or os.cpu_count(), help='parallel compile jobs')
+    args = parser.parse_args(argv)
+    os.makedirs(args.cache, exist_ok=True)
+    wheel = build(args.version, args.cache, args.jobs)
+    if args.install:
+        subprocess.run([sys.executable, '-m', 'pip', 'install', '-q',
+                        '--disable-pip-version-check', '--no-deps', wheel],
+                       check=True)
+    print(wheel)
+
+
+if __name__ == '__main__':
+    main()
