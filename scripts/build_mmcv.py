@@ -165,7 +165,10 @@ def build(version: str, cache: str, jobs: int) -> str:
         print(f'build_mmcv: compiling mmcv {version} with -std={std} for '
               f'torch {torch_version} (about 10 min on 2 cores)',
               file=sys.stderr)
-        env = dict(os.environ, MMCV_WITH_OPS='1', MAX_JOBS=str(jobs))
+        # -g0 cancels the -g of Python's own CFLAGS: the same code without
+        # debug information compiles faster and makes a far smaller wheel.
+        env = dict(os.environ, MMCV_WITH_OPS='1', MAX_JOBS=str(jobs),
+                   CFLAGS=(os.environ.get('CFLAGS', '') + ' -g0').strip())
         subprocess.run(
             [sys.executable, '-m', 'pip', 'wheel', '-q',
              '--disable-pip-version-check', '--no-deps',
