@@ -36,10 +36,11 @@ def repo_root() -> str:
 def shapes_data(tmp_path_factory) -> dict:
     """A tiny shapes dataset (8 train, 4 val images of 64 px), built once.
 
-    Returns the paths of :func:`rla_mmdet.datasets.make_shapes_dataset`
-    plus ``root``, the directory to pass as ``--data-root``.
+    Returns the paths of
+    :func:`rla_mmdet.tools_support.shapes.make_shapes_dataset` plus ``root``,
+    the directory to pass as ``--data-root``.
     """
-    from rla_mmdet.datasets import make_shapes_dataset
+    from rla_mmdet.tools_support.shapes import make_shapes_dataset
     root = str(tmp_path_factory.mktemp('shapes'))
     paths = make_shapes_dataset(
         root, num_train=8, num_val=4, image_size=64, seed=0)

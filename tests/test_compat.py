@@ -147,6 +147,25 @@ def test_plain_import_leaves_mmengine_io_untouched():
     assert out.stdout.strip().splitlines()[-1] == 'untouched'
 
 
+def test_plain_import_leaves_out_the_tool_support():
+    """What only ``tools/`` needs, the CPU DDP wrapper among it, is loaded
+    by the tools, not by ``custom_imports=['rla_mmdet']``."""
+    out = run_python("""
+        import sys
+        import rla_mmdet
+        from mmengine.registry import MODEL_WRAPPERS
+        name = 'AnyDeviceDistributedDataParallel'
+        print(sorted(m for m in sys.modules if m.startswith((
+            'rla_mmdet.tools_support', 'rla_mmdet.launch',
+            'rla_mmdet.data_checks', 'rla_mmdet.datasets'))))
+        print(name in MODEL_WRAPPERS.module_dict)
+        import rla_mmdet.tools_support.distributed
+        print(name in MODEL_WRAPPERS.module_dict)
+    """)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ['[]', 'False', 'True']
+
+
 def test_the_hook_switches_checkpoint_io_for_the_run_only():
     from mmengine.fileio.backends import LocalBackend
     from mmengine.fileio.backends import registry_utils as reg

@@ -14,7 +14,7 @@ from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
 from pycocotools import mask as mask_utils
 
-from rla_mmdet.datasets import SHAPE_CLASSES
+from rla_mmdet.tools_support.shapes import SHAPE_CLASSES
 from helpers import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

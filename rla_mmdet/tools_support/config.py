@@ -1,48 +1,23 @@
-"""What ``tools/train.py`` and ``tools/test.py`` do before MMEngine's Runner.
+"""Reading a config for ``tools/``, and the mistakes caught before a run.
 
-The scripts stay thin: they read a config, apply the command-line switches
-that MMDetection's own tools have, and hand over to ``Runner``. The few
-things added here are checks that a user would otherwise discover late
-(a missing pretrained file after the data loaders were built, a work dir
-holding another run's checkpoints) and the set-up that lets the distributed
-path run on machines without GPUs (gloo process group, DDP without
-``device_ids``).
+:func:`load_config` applies ``--cfg-options`` and ``--data-root`` (which
+rewrites every dataset root and evaluator annotation file);
+:func:`check_pretrained` stops a training run whose local pretrained file is
+missing, and :func:`check_model_config` an unknown backbone type or a head
+whose ``num_classes`` disagrees with the dataset, before any data or weights
+are loaded.
 """
-import argparse
-import glob
-import logging
-import os
 import os.path as osp
-from typing import Any, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
-import torch
-import torch.distributed as dist
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.logging import print_log
-from mmengine.model import MMDistributedDataParallel
-from mmengine.registry import MODEL_WRAPPERS
 
+from ..zoo import where_to_get
 from .data_checks import dataset_classes, iter_datasets
-from .zoo import where_to_get
 
 _REMOTE_PREFIXES = ('http://', 'https://', 'torchvision://', 'open-mmlab://',
                     'mmcls://', 'mmpretrain://', 's3://', 'pavi://')
-
-
-@MODEL_WRAPPERS.register_module()
-class AnyDeviceDistributedDataParallel(MMDistributedDataParallel):
-    """``MMDistributedDataParallel`` that also wraps CPU models.
-
-    MMEngine's Runner always passes ``device_ids=[LOCAL_RANK]``, which
-    PyTorch refuses for a model on the CPU; this wrapper drops it there, so
-    ``tools/dist_train.sh`` runs N CPU processes with the gloo backend.
-    """
-
-    def __init__(self, module, device_ids=None, **kwargs):
-        params = list(module.parameters())
-        if params and params[0].device.type == 'cpu':
-            device_ids = None
-        super().__init__(module=module, device_ids=device_ids, **kwargs)
 
 
 def load_config(path: str,
@@ -161,136 +136,6 @@ def _drop_init(cfg: Config, key: str) -> None:
     for part in parts[:-1]:
         node = node[part]
     node[parts[-1]] = None
-
-
-def checkpoints_in(work_dir: str) -> List[str]:
-    """Checkpoint files a previous run left in ``work_dir``."""
-    if not work_dir or not osp.isdir(work_dir):
-        return []
-    found = glob.glob(osp.join(work_dir, '*.pth'))
-    if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
-        found.append(osp.join(work_dir, 'last_checkpoint'))
-    return sorted(found)
-
-
-def auto_resume_fallback(work_dir: str) -> Optional[str]:
-    """The checkpoint ``--resume`` (no path) should use when MMEngine's
-    pointer to it is broken, else ``None``.
-
-    MMEngine writes ``WORK_DIR/last_checkpoint`` (the path of the latest
-    checkpoint) in place, after the checkpoint itself: a run killed during
-    that write leaves it empty or cut short, and MMEngine would then try to
-    resume from that string. The checkpoints themselves are written
-    atomically, so the newest ``*.pth`` of the work dir is complete: it is
-    returned, with a warning, when the pointer is empty or names a file that
-    does not exist.
-
-    Raises:
-        FileNotFoundError: the pointer is broken and the work dir holds no
-            checkpoint to fall back on.
-    """
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(pointer):
-        return None  # MMEngine starts afresh and says so
-    with open(pointer) as f:
-        named = f.read().strip()
-    if named and osp.isfile(named):
-        return None
-    found = [f for f in checkpoints_in(work_dir) if f.endswith('.pth')]
-    if not found:
-        raise FileNotFoundError(
-            f'{pointer} names {named!r}, which does not exist, and '
-            f'{work_dir!r} holds no .pth checkpoint to resume from; pass '
-            '--resume PATH, or delete that file to start the run afresh.')
-    newest = max(found, key=osp.getmtime)
-    print_log(
-        f'{pointer} names {named!r}, which does not exist (a run stopped '
-        f'while writing it?); resuming from the newest checkpoint {newest}.',
-        logger='current', level=logging.WARNING)
-    return newest
-
-
-def protect_work_dir(work_dir: str, resume: bool) -> None:
-    """Refuse to train over another run's checkpoints without ``--resume``.
-
-    MMEngine names checkpoints ``epoch_N.pth`` / ``iter_N.pth``: a new run in
-    the same work dir would overwrite them one by one. A run with
-    ``load_from`` (weights only, not resuming) is a new run too and writes
-    the same names, so it gets no exception.
-    """
-    if resume:
-        return
-    found = checkpoints_in(work_dir)
-    if found:
-        raise FileExistsError(
-            f'work dir {work_dir!r} already holds checkpoints of another run '
-            f'({", ".join(osp.basename(f) for f in found[:3])}); pass '
-            '--resume to continue that run, or choose a new --work-dir.')
-
-
-def setup_distributed(cfg: Config, launcher: str) -> None:
-    """Let ``--launcher pytorch`` run without GPUs.
-
-    On a machine without CUDA the process group is created here with the
-    gloo backend (MMEngine would ask for NCCL and call
-    ``torch.cuda.set_device``) and the model is wrapped by
-    :class:`AnyDeviceDistributedDataParallel`.
-    """
-    if launcher == 'none' or torch.cuda.is_available():
-        return
-    if launcher != 'pytorch':
-        raise ValueError(
-            f'--launcher {launcher} needs GPUs (MMEngine sets the CUDA device '
-            'of each process); on a machine without GPUs use '
-            'tools/dist_train.sh / dist_test.sh (--launcher pytorch), which '
-            'run CPU processes with the gloo backend.')
-    if not dist.is_initialized():
-        dist.init_process_group(backend='gloo')
-    cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
-    if cfg.get('model_wrapper_cfg') is None:
-        cfg.model_wrapper_cfg = dict(type='AnyDeviceDistributedDataParallel')
-
-
-def teardown_distributed() -> None:
-    """End a distributed run cleanly once every rank is done.
-
-    Without this the gloo process group is torn down by the interpreter's
-    exit, where a rank that exits while its peer still talks to it can abort
-    ("terminate called without an active exception") and turn a finished run
-    into a failed job. A barrier first, so no rank leaves early.
-    """
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
-def parse_tool_args(parser: argparse.ArgumentParser,
-                    argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Add the options ``tools/train.py`` and ``tools/test.py`` share with
-    MMDetection's (``--cfg-options``, ``--launcher``, ``--local-rank``) and
-    parse ``argv``; ``LOCAL_RANK`` is set from ``--local-rank`` for launchers
-    that pass it as an argument."""
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, key=value (see MMEngine DictAction)')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
-
-
-def apply_common_args(cfg: Config, args: Any, config_path: str) -> None:
-    """``--launcher`` and ``--work-dir`` as MMDetection's tools apply them."""
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join(
-            './work_dirs', osp.splitext(osp.basename(config_path))[0])
 
 
 def _heads_num_classes(node: Any, path: str = 'model'
