@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import ROOT
 
 #: The core tests (``pytest -m core``), which the second stack (torch 2.1,
 #: .venv-torch21) runs too: the backbones, checkpoint safety and resume,
@@ -29,7 +29,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope='session')
 def repo_root() -> str:
     """Absolute path of the repository (the tools run from there)."""
-    return REPO
+    return ROOT
 
 
 @pytest.fixture(scope='session')
@@ -78,7 +78,7 @@ def run_tool():
         full_env = {k: v for k, v in full_env.items() if v is not None}
         cmd = [sys.executable] + args if args[0].endswith('.py') else args
         proc = subprocess.run(
-            cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE,
+            cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             pytest.fail(f'{" ".join(args)} exited with {proc.returncode}:\n'

@@ -9,8 +9,7 @@ import pytest
 from rla_mmdet import dependencies
 from rla_mmdet.dependencies import (SUPPORTED, UnsupportedVersionError,
                                     check_installed, check_version)
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import ROOT
 
 
 def run_python(script, timeout=300):

@@ -17,7 +17,8 @@ import venv
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import ROOT
+
 CONFIG = osp.join(ROOT, 'configs', 'shapes', 'mask-rcnn_rla-r18_fpn_shapes.py')
 
 

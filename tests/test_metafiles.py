@@ -3,9 +3,8 @@
 import os.path as osp
 
 import yaml
-from helpers import load_tool
+from helpers import ROOT, load_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def _generator():

@@ -5,7 +5,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import ROOT
+
 TWINS = [
     ('configs/shapes/mask-rcnn_rla-r18_fpn_shapes.py',
      'configs/shapes/mask-rcnn_r18_fpn_shapes.py', 'RLAResNet', 'ResNet'),
