@@ -18,6 +18,10 @@ TINY = ['train_dataloader.batch_size=2', 'default_hooks.logger.interval=1',
         'model.test_cfg.rcnn.score_thr=0.0']
 
 
+# The ignored folders of .gitignore that the tools' defaults point at.
+DEFAULT_OUTPUTS = ('work_dirs', 'data', 'outputs', 'checkpoints')
+
+
 def train_args(shapes_data, work_dir, epochs, *extra, options=()):
     return ['tools/train.py', CONFIG, '--work-dir', work_dir, '--data-root',
             shapes_data['root'], *extra, '--cfg-options', *TINY,
@@ -193,11 +197,19 @@ def test_tools_write_only_under_their_directories(run_tool, shapes_data,
                                                   tmp_path, repo_root):
 
     def files():
-        out = set()
-        for root, dirs, names in os.walk(repo_root):
-            dirs[:] = [d for d in dirs if d not in ('.git', '.venv',
-                                                    '__pycache__')]
-            out.update(osp.join(root, n) for n in names)
+        # What git lists, tracked or not (git skips what .gitignore names:
+        # environments, caches, data sets and earlier runs), and two levels
+        # of the ignored folders a tool would write to by default.
+        listed = subprocess.run(
+            ['git', 'ls-files', '-z', '--cached', '--others',
+             '--exclude-standard'], cwd=repo_root, stdout=subprocess.PIPE,
+            check=True).stdout.decode().split('\0')
+        out = {osp.join(repo_root, p) for p in listed if p}
+        out = {p for p in out if osp.lexists(p)}
+        assert osp.join(repo_root, 'tools', 'train.py') in out
+        for folder in DEFAULT_OUTPUTS:
+            for depth in ('*', osp.join('*', '*')):
+                out.update(glob.glob(osp.join(repo_root, folder, depth)))
         return out
 
     before = files()
