@@ -85,6 +85,7 @@ def _profiler_times_are_whole_microseconds():
     return all(float(t).is_integer() for t in starts)
 
 
+@pytest.mark.slow
 def test_benchmark_tool_runs_and_writes_json(tmp_path):
     out = tmp_path / 'bench.json'
     proc = subprocess.run(
@@ -136,6 +137,7 @@ def test_benchmark_tool_runs_and_writes_json(tmp_path):
     assert tanh_ms(profile['resnet']) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('amp', [False, True])
 def test_benchmark_detector_training_step(tmp_path, amp):
     out = tmp_path / 'bench.json'

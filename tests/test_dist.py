@@ -31,6 +31,7 @@ def dist_run(tmp_path_factory, run_tool, shapes_data, free_port):
     return work_dir, proc.stdout
 
 
+@pytest.mark.slow
 def test_dist_train_two_cpu_processes(dist_run):
     work_dir, output = dist_run
     assert 'Distributed launcher: pytorch' in output
@@ -45,6 +46,7 @@ def test_dist_train_two_cpu_processes(dist_run):
     assert not any(k.startswith('module.') for k in ckpt['state_dict'])
 
 
+@pytest.mark.slow
 def test_dist_test_two_cpu_processes(dist_run, run_tool, shapes_data,
                                      free_port, tmp_path):
     checkpoint = osp.join(dist_run[0], 'epoch_1.pth')

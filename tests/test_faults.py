@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 CONFIG = 'configs/shapes/mask-rcnn_rla-r18_fpn_shapes.py'
@@ -42,6 +43,7 @@ def val_metrics(work_dir):
     return [r for r in records if 'coco/bbox_mAP' in r][-1]
 
 
+@pytest.mark.slow
 def test_sigkill_after_a_checkpoint_then_resume_matches_a_straight_run(
         run_tool, shapes_data, tmp_path, repo_root):
     straight = str(tmp_path / 'straight')
@@ -80,6 +82,7 @@ def test_sigkill_after_a_checkpoint_then_resume_matches_a_straight_run(
         assert ma[key] == mb[key], key
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_naming_the_iteration_and_keeps_the_checkpoint(
         run_tool, shapes_data, tmp_path, repo_root):
     # A learning rate that is fine in epoch 1 and absurd from epoch 2 on.
@@ -119,6 +122,7 @@ def _job_processes(tag):
     return found
 
 
+@pytest.mark.slow
 def test_killing_one_worker_ends_the_distributed_job(
         shapes_data, tmp_path, repo_root, free_port):
     work_dir = str(tmp_path / 'dist_kill_job')
@@ -193,6 +197,7 @@ def test_corrupt_checkpoint_in_test_tool(run_tool, shapes_data, tmp_path):
     assert 'is not a readable PyTorch checkpoint' in proc.stdout
 
 
+@pytest.mark.slow
 def test_tools_write_only_under_their_directories(run_tool, shapes_data,
                                                   tmp_path, repo_root):
 

@@ -20,6 +20,8 @@ import pytest
 from helpers import ROOT
 
 CONFIG = osp.join(ROOT, 'configs', 'shapes', 'mask-rcnn_rla-r18_fpn_shapes.py')
+# Every test here uses the pip-installed venv of installed().
+pytestmark = pytest.mark.slow
 
 
 def _env():
