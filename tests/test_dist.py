@@ -1,9 +1,9 @@
 """tools/dist_*.sh with two CPU processes, and tools/slurm_*.sh with a stub.
 
 The distributed scripts run torchrun with the gloo backend when there is no
-GPU (set up by rla_mmdet.tools_support.distributed). The Slurm scripts are checked for what
-they hand to ``srun``: a stub ``srun`` first on PATH records its arguments
-and environment instead of starting a job.
+GPU (set up by rla_mmdet.tools_support.distributed). The Slurm scripts are
+checked for what they hand to ``srun``: a stub ``srun`` first on PATH
+records its arguments and environment instead of starting a job.
 """
 import glob
 import json

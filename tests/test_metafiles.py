@@ -6,7 +6,6 @@ import yaml
 from helpers import ROOT, load_tool
 
 
-
 def _generator():
     return load_tool('misc/gen_metafiles.py')
 

@@ -7,7 +7,6 @@ import pytest
 from helpers import ROOT
 
 
-
 @pytest.fixture(scope='module')
 def readme():
     with open(osp.join(ROOT, 'README.md'), encoding='utf-8') as f:
