@@ -157,6 +157,7 @@ def test_killing_one_worker_ends_the_distributed_job(
             os.killpg(launcher.pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_mistakes_are_reported_before_training(run_tool, shapes_data,
                                                tmp_path):
     data = tmp_path / 'data'
@@ -186,6 +187,7 @@ def test_mistakes_are_reported_before_training(run_tool, shapes_data,
     assert "did you mean 'RLAResNet'" in proc.stdout
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_in_test_tool(run_tool, shapes_data, tmp_path):
     bad = tmp_path / 'epoch_1.pth'
     bad.write_bytes(b'PK\x03\x04 not really a zip file')
