@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import ROOT
 
 #: The core tests (``pytest -m core``), which the second stack (torch 2.1,
 #: .venv-torch21) runs too: the backbones, checkpoint safety and resume,
@@ -29,17 +29,18 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope='session')
 def repo_root() -> str:
     """Absolute path of the repository (the tools run from there)."""
-    return REPO
+    return ROOT
 
 
 @pytest.fixture(scope='session')
 def shapes_data(tmp_path_factory) -> dict:
     """A tiny shapes dataset (8 train, 4 val images of 64 px), built once.
 
-    Returns the paths of :func:`rla_mmdet.datasets.make_shapes_dataset`
-    plus ``root``, the directory to pass as ``--data-root``.
+    Returns the paths of
+    :func:`rla_mmdet.tools_support.shapes.make_shapes_dataset` plus ``root``,
+    the directory to pass as ``--data-root``.
     """
-    from rla_mmdet.datasets import make_shapes_dataset
+    from rla_mmdet.tools_support.shapes import make_shapes_dataset
     root = str(tmp_path_factory.mktemp('shapes'))
     paths = make_shapes_dataset(
         root, num_train=8, num_val=4, image_size=64, seed=0)
@@ -77,7 +78,7 @@ def run_tool():
         full_env = {k: v for k, v in full_env.items() if v is not None}
         cmd = [sys.executable] + args if args[0].endswith('.py') else args
         proc = subprocess.run(
-            cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE,
+            cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             pytest.fail(f'{" ".join(args)} exited with {proc.returncode}:\n'

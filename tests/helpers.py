@@ -3,7 +3,12 @@ import importlib.util
 import os.path as osp
 
 import torch
+import torch.nn as nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
+from rla_mmdet import RLAResNet
+
+#: The repository's root, where the tools run from.
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
@@ -27,3 +32,30 @@ def assert_same_grads(model: torch.nn.Module, ref: torch.nn.Module,
         if p.grad is not None:
             torch.testing.assert_close(p.grad, q.grad, rtol=rtol, atol=atol,
                                        msg=name)
+
+
+def randomize_norms(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every norm layer non-trivial statistics and affine weights.
+
+    Weights stay small so activations remain O(1) through deep networks.
+    """
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, (_BatchNorm, nn.GroupNorm)):
+            m.weight.data = torch.rand(m.weight.shape, generator=g) * .2 + .1
+            m.bias.data = torch.rand(m.bias.shape, generator=g) * .2 - .1
+        if isinstance(m, _BatchNorm):
+            m.running_mean.data = torch.rand(m.running_mean.shape,
+                                             generator=g) - .5
+            m.running_var.data = torch.rand(m.running_var.shape,
+                                            generator=g) + .5
+    return model
+
+
+def build(depth=18, cls=RLAResNet, **kwargs):
+    """``cls(depth=depth, **kwargs)`` with the same initial weights every
+    time (seed 0, ``init_weights()`` called)."""
+    torch.manual_seed(0)
+    model = cls(depth=depth, **kwargs)
+    model.init_weights()
+    return model

@@ -14,9 +14,8 @@ from rla_mmdet.analysis import (RLAClassifier, binary_units,
                                 classifier_complexity, complexity,
                                 count_params, load_curves)
 from rla_spec import reference_forward
-from helpers import load_tool
+from helpers import ROOT, load_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 R18_NECK = '[64,128,256,512]'
 
 

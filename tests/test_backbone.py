@@ -10,34 +10,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from rla_mmdet import RLAECANet, RLAResNet
 from rla_spec import reference_forward
-from helpers import assert_same_grads
+from helpers import assert_same_grads, build, randomize_norms
 
 EXPANSION = {18: 1, 34: 1, 50: 4, 101: 4, 152: 4}
-
-
-def randomize_norms(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every norm layer non-trivial statistics and affine weights.
-
-    Weights stay small so activations remain O(1) through deep networks.
-    """
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, (_BatchNorm, nn.GroupNorm)):
-            m.weight.data = torch.rand(m.weight.shape, generator=g) * .2 + .1
-            m.bias.data = torch.rand(m.bias.shape, generator=g) * .2 - .1
-        if isinstance(m, _BatchNorm):
-            m.running_mean.data = torch.rand(m.running_mean.shape,
-                                             generator=g) - .5
-            m.running_var.data = torch.rand(m.running_var.shape,
-                                            generator=g) + .5
-    return model
-
-
-def build(depth=18, cls=RLAResNet, **kwargs):
-    torch.manual_seed(0)
-    model = cls(depth=depth, **kwargs)
-    model.init_weights()
-    return model
 
 
 @pytest.mark.parametrize('depth', [18, 34, 50, 101, 152])

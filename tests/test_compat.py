@@ -15,8 +15,7 @@ from rla_mmdet.dependencies import (NEWEST_TESTED_TORCH, SUPPORTED,
                                     UPPER_REASONS, UnsupportedVersionError,
                                     UntestedVersionWarning, check_installed,
                                     check_version, check_yapf)
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import ROOT
 
 
 def run_python(script, timeout=300):
@@ -262,6 +261,51 @@ def test_plain_import_leaves_mmengine_io_untouched():
     """)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == 'untouched'
+
+
+def test_plain_import_leaves_out_the_tool_support():
+    """What only ``tools/`` needs, the CPU DDP wrapper among it, is loaded
+    by the tools, not by ``custom_imports=['rla_mmdet']``."""
+    out = run_python("""
+        import sys
+        import rla_mmdet
+        from mmengine.registry import MODEL_WRAPPERS
+        name = 'AnyDeviceDistributedDataParallel'
+        print(sorted(m for m in sys.modules if m.startswith((
+            'rla_mmdet.tools_support', 'rla_mmdet.launch',
+            'rla_mmdet.data_checks', 'rla_mmdet.datasets'))))
+        print(name in MODEL_WRAPPERS.module_dict)
+        import rla_mmdet.tools_support.distributed
+        print(name in MODEL_WRAPPERS.module_dict)
+    """)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ['[]', 'False', 'True']
+
+
+def test_old_import_paths_of_the_tool_support_still_work():
+    from rla_mmdet import data_checks, datasets, launch
+    from rla_mmdet.tools_support import args, config, distributed, shapes
+    from rla_mmdet.tools_support import data_checks as checks
+    from rla_mmdet.tools_support import work_dir
+    new = {**vars(args), **vars(config), **vars(distributed),
+           **vars(work_dir)}
+    # every public name the old modules had
+    assert set(launch.__all__) == {
+        'AnyDeviceDistributedDataParallel', 'apply_common_args',
+        'auto_resume_fallback', 'check_model_config', 'check_pretrained',
+        'checkpoints_in', 'load_config', 'missing_pretrained',
+        'parse_tool_args', 'protect_work_dir', 'set_data_root',
+        'setup_distributed', 'teardown_distributed'}
+    assert set(data_checks.__all__) == {
+        'DatasetWarning', 'check_coco_split', 'check_datasets',
+        'dataset_classes', 'iter_datasets', 'load_coco_json'}
+    assert set(datasets.__all__) == {'SHAPE_CLASSES', 'make_shapes_dataset'}
+    for old, moved in ((launch, new), (data_checks, vars(checks)),
+                       (datasets, vars(shapes))):
+        for name in old.__all__:
+            assert getattr(old, name) is moved[name], name
+    assert datasets.make_shapes_dataset.__module__ == \
+        'rla_mmdet.tools_support.shapes'
 
 
 def test_the_hook_switches_checkpoint_io_for_the_run_only():

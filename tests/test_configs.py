@@ -19,8 +19,8 @@ from mmengine.runner.checkpoint import load_checkpoint
 from mmengine.structures import InstanceData
 
 from rla_mmdet.zoo import DETECTORS, IMAGENET
+from helpers import ROOT
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
     osp.relpath(p, ROOT)
     for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),

@@ -19,9 +19,8 @@ from mmengine.runner import Runner, load_checkpoint
 from rla_mmdet import RLAECANet, RLAResNet
 from rla_mmdet.checkpoint import load_checkpoint_file
 from rla_mmdet.converters import imagenet_to_mmdet, mmdet2_to_mmdet3
-from helpers import load_tool
+from helpers import ROOT, load_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FASTER_R50 = 'configs/faster_rcnn/faster-rcnn_rla-r50_fpn_1x_coco.py'
 RETINA_ECA_R50 = 'configs/retinanet/retinanet_rla-eca-r50_fpn_1x_coco.py'
 SHAPES_MASK_R18 = 'configs/shapes/mask-rcnn_rla-r18_fpn_shapes.py'

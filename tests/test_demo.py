@@ -14,10 +14,9 @@ from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
 from pycocotools import mask as mask_utils
 
-from rla_mmdet.datasets import SHAPE_CLASSES
-from helpers import load_tool
+from rla_mmdet.tools_support.shapes import SHAPE_CLASSES
+from helpers import ROOT, load_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'tools', 'demo.py')
 SHAPES_CONFIG = osp.join(ROOT, 'configs', 'shapes',
                          'mask-rcnn_rla-r18_fpn_shapes.py')

@@ -1,9 +1,9 @@
 """tools/dist_*.sh with two CPU processes, and tools/slurm_*.sh with a stub.
 
 The distributed scripts run torchrun with the gloo backend when there is no
-GPU (set up by rla_mmdet.launch). The Slurm scripts are checked for what
-they hand to ``srun``: a stub ``srun`` first on PATH records its arguments
-and environment instead of starting a job.
+GPU (set up by rla_mmdet.tools_support.distributed). The Slurm scripts are
+checked for what they hand to ``srun``: a stub ``srun`` first on PATH
+records its arguments and environment instead of starting a job.
 """
 import glob
 import json
@@ -31,6 +31,7 @@ def dist_run(tmp_path_factory, run_tool, shapes_data, free_port):
     return work_dir, proc.stdout
 
 
+@pytest.mark.slow
 def test_dist_train_two_cpu_processes(dist_run):
     work_dir, output = dist_run
     assert 'Distributed launcher: pytorch' in output
@@ -45,6 +46,7 @@ def test_dist_train_two_cpu_processes(dist_run):
     assert not any(k.startswith('module.') for k in ckpt['state_dict'])
 
 
+@pytest.mark.slow
 def test_dist_test_two_cpu_processes(dist_run, run_tool, shapes_data,
                                      free_port, tmp_path):
     checkpoint = osp.join(dist_run[0], 'epoch_1.pth')

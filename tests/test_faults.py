@@ -10,12 +10,17 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 CONFIG = 'configs/shapes/mask-rcnn_rla-r18_fpn_shapes.py'
 TINY = ['train_dataloader.batch_size=2', 'default_hooks.logger.interval=1',
         'default_hooks.checkpoint.interval=1',
         'model.test_cfg.rcnn.score_thr=0.0']
+
+
+# The ignored folders of .gitignore that the tools' defaults point at.
+DEFAULT_OUTPUTS = ('work_dirs', 'data', 'outputs', 'checkpoints')
 
 
 def train_args(shapes_data, work_dir, epochs, *extra, options=()):
@@ -38,6 +43,7 @@ def val_metrics(work_dir):
     return [r for r in records if 'coco/bbox_mAP' in r][-1]
 
 
+@pytest.mark.slow
 def test_sigkill_after_a_checkpoint_then_resume_matches_a_straight_run(
         run_tool, shapes_data, tmp_path, repo_root):
     straight = str(tmp_path / 'straight')
@@ -76,6 +82,7 @@ def test_sigkill_after_a_checkpoint_then_resume_matches_a_straight_run(
         assert ma[key] == mb[key], key
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_naming_the_iteration_and_keeps_the_checkpoint(
         run_tool, shapes_data, tmp_path, repo_root):
     # A learning rate that is fine in epoch 1 and absurd from epoch 2 on.
@@ -115,6 +122,7 @@ def _job_processes(tag):
     return found
 
 
+@pytest.mark.slow
 def test_killing_one_worker_ends_the_distributed_job(
         shapes_data, tmp_path, repo_root, free_port):
     work_dir = str(tmp_path / 'dist_kill_job')
@@ -149,6 +157,7 @@ def test_killing_one_worker_ends_the_distributed_job(
             os.killpg(launcher.pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_mistakes_are_reported_before_training(run_tool, shapes_data,
                                                tmp_path):
     data = tmp_path / 'data'
@@ -178,6 +187,7 @@ def test_mistakes_are_reported_before_training(run_tool, shapes_data,
     assert "did you mean 'RLAResNet'" in proc.stdout
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_in_test_tool(run_tool, shapes_data, tmp_path):
     bad = tmp_path / 'epoch_1.pth'
     bad.write_bytes(b'PK\x03\x04 not really a zip file')
@@ -189,15 +199,24 @@ def test_corrupt_checkpoint_in_test_tool(run_tool, shapes_data, tmp_path):
     assert 'is not a readable PyTorch checkpoint' in proc.stdout
 
 
+@pytest.mark.slow
 def test_tools_write_only_under_their_directories(run_tool, shapes_data,
                                                   tmp_path, repo_root):
 
     def files():
-        out = set()
-        for root, dirs, names in os.walk(repo_root):
-            dirs[:] = [d for d in dirs if d not in ('.git', '.venv',
-                                                    '__pycache__')]
-            out.update(osp.join(root, n) for n in names)
+        # What git lists, tracked or not (git skips what .gitignore names:
+        # environments, caches, data sets and earlier runs), and two levels
+        # of the ignored folders a tool would write to by default.
+        listed = subprocess.run(
+            ['git', 'ls-files', '-z', '--cached', '--others',
+             '--exclude-standard'], cwd=repo_root, stdout=subprocess.PIPE,
+            check=True).stdout.decode().split('\0')
+        out = {osp.join(repo_root, p) for p in listed if p}
+        out = {p for p in out if osp.lexists(p)}
+        assert osp.join(repo_root, 'tools', 'train.py') in out
+        for folder in DEFAULT_OUTPUTS:
+            for depth in ('*', osp.join('*', '*')):
+                out.update(glob.glob(osp.join(repo_root, folder, depth)))
         return out
 
     before = files()

@@ -17,8 +17,11 @@ import venv
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import ROOT
+
 CONFIG = osp.join(ROOT, 'configs', 'shapes', 'mask-rcnn_rla-r18_fpn_shapes.py')
+# Every test here uses the pip-installed venv of installed().
+pytestmark = pytest.mark.slow
 
 
 def _env():

@@ -3,9 +3,7 @@
 import os.path as osp
 
 import yaml
-from helpers import load_tool
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import ROOT, load_tool
 
 
 def _generator():

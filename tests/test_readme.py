@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import ROOT
 
 
 @pytest.fixture(scope='module')

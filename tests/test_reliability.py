@@ -16,13 +16,17 @@ from mmengine.logging import MessageHub
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
 import rla_mmdet  # noqa: F401  (registers the hooks)
-from rla_mmdet.data_checks import (DatasetWarning, check_coco_split,
-                                   check_datasets, dataset_classes)
 from rla_mmdet.engine import AtomicLocalBackend, EpochSeedHook, NonFiniteLossHook
 from rla_mmdet.engine.fileio import atomic_write
-from rla_mmdet.launch import (auto_resume_fallback, check_model_config,
-                              check_pretrained, load_config,
-                              protect_work_dir, set_data_root)
+from rla_mmdet.tools_support.config import (check_model_config,
+                                            check_pretrained, load_config,
+                                            set_data_root)
+from rla_mmdet.tools_support.data_checks import (DatasetWarning,
+                                                 check_coco_split,
+                                                 check_datasets,
+                                                 dataset_classes)
+from rla_mmdet.tools_support.work_dir import (auto_resume_fallback,
+                                              protect_work_dir)
 
 FASTER = 'configs/faster_rcnn/faster-rcnn_rla-r50_fpn_1x_coco.py'
 
@@ -278,7 +282,7 @@ def test_checkpoint_save_killed_midway_leaves_the_last_one_intact(tmp_path):
 
 
 def test_slurm_launcher_without_gpus_says_what_to_use():
-    from rla_mmdet.launch import setup_distributed
+    from rla_mmdet.tools_support.distributed import setup_distributed
     if torch.cuda.is_available():
         pytest.skip('this machine has GPUs: the slurm launcher works')
     cfg = load_config(FASTER)

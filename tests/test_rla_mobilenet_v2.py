@@ -15,7 +15,7 @@ from mmdet.registry import MODELS
 
 from rla_mmdet import RLAMobileNetV2
 from rla_mmdet.backbones.rla_mobilenet_v2 import RLAMobileNetV2Classifier
-from helpers import load_tool
+from helpers import ROOT, load_tool
 
 K = 32
 # (t, c, n, s) of the spec.
@@ -464,10 +464,9 @@ def test_classifier_needs_the_head():
 def test_get_flops_counts_the_published_flops(capsys):
     """tools/analysis/get_flops.py --imagenet-classifier: 368,838,016 MACs,
     the paper's "351.8M" (binary M)."""
-    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     tool = load_tool('analysis/get_flops.py')
     result = tool.main([
-        osp.join(root, 'configs', 'rla_mobilenet_v2',
+        osp.join(ROOT, 'configs', 'rla_mobilenet_v2',
                  'ssdlite_rla-mobilenetv2_8xb24-600e_coco.py'),
         '--imagenet-classifier'
     ])

@@ -10,7 +10,7 @@ import pytest
 from mmengine.config import Config
 from pycocotools.coco import COCO
 
-from rla_mmdet.datasets import SHAPE_CLASSES, make_shapes_dataset
+from rla_mmdet.tools_support.shapes import SHAPE_CLASSES, make_shapes_dataset
 from helpers import load_tool
 
 SMALL = dict(num_train=3, num_val=2, image_size=48)

@@ -145,6 +145,7 @@ _STEP = """
 """
 
 
+@pytest.mark.slow
 def test_mask_rcnn_training_step_is_the_same_with_the_stand_ins():
     """RPN nms, RoIAlign of boxes and masks: the whole loss and gradient
     of a Mask R-CNN step, mmcv's ops against the stand-ins."""
@@ -245,6 +246,7 @@ def _suite(tmp_path, **overrides):
                           timeout=900)
 
 
+@pytest.mark.slow
 def test_gpu_suite_runs_every_benchmark_on_the_cpu(tmp_path):
     """The GPU script at tiny sizes on the CPU: every run, its JSON packed
     into results.tar.gz, and the whole log."""
@@ -274,6 +276,7 @@ def test_gpu_suite_runs_every_benchmark_on_the_cpu(tmp_path):
     assert results['cp_amp']['with_cp_cost']
 
 
+@pytest.mark.slow
 def test_gpu_suite_exits_non_zero_when_a_run_fails(tmp_path):
     proc = _suite(tmp_path, SHAPE='16 16', TRAIN_SHAPE='16 16',
                   CP_SHAPE='16 16')

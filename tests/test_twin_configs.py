@@ -5,7 +5,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import ROOT
+
 TWINS = [
     ('configs/shapes/mask-rcnn_rla-r18_fpn_shapes.py',
      'configs/shapes/mask-rcnn_r18_fpn_shapes.py', 'RLAResNet', 'ResNet'),
@@ -42,6 +43,7 @@ def test_twin_differs_only_in_the_backbone_type(rla, plain, rla_type,
     assert a['model.backbone.init_cfg'] is None  # both from scratch
 
 
+@pytest.mark.slow
 def test_twins_train_a_few_iterations(tmp_path, run_tool, shapes_data):
     """The four shapes configs train (1 epoch of 4 iterations) and
     validate through tools/analysis/shapes_twins.py, which reports them."""

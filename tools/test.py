@@ -22,11 +22,14 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import rla_mmdet  # noqa: E402,F401
-from rla_mmdet.data_checks import check_datasets  # noqa: E402
 from rla_mmdet.engine import enable_checkpoint_io  # noqa: E402
-from rla_mmdet.launch import (apply_common_args, check_model_config,  # noqa
-                              load_config, parse_tool_args,
-                              setup_distributed, teardown_distributed)
+from rla_mmdet.tools_support.args import (apply_common_args,  # noqa: E402
+                                          parse_tool_args)
+from rla_mmdet.tools_support.config import (check_model_config,  # noqa: E402
+                                            load_config)
+from rla_mmdet.tools_support.data_checks import check_datasets  # noqa: E402
+from rla_mmdet.tools_support.distributed import (  # noqa: E402
+    setup_distributed, teardown_distributed)
 
 
 def parse_args(argv=None):

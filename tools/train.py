@@ -17,13 +17,16 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import rla_mmdet  # noqa: E402,F401  registers the RLA backbones
-from rla_mmdet.data_checks import check_datasets  # noqa: E402
 from rla_mmdet.engine import enable_checkpoint_io  # noqa: E402
-from rla_mmdet.launch import (apply_common_args, auto_resume_fallback,  # noqa
-                              check_model_config, check_pretrained,
-                              load_config,
-                              parse_tool_args, protect_work_dir,
-                              setup_distributed, teardown_distributed)
+from rla_mmdet.tools_support.args import (apply_common_args,  # noqa: E402
+                                          parse_tool_args)
+from rla_mmdet.tools_support.config import (check_model_config,  # noqa: E402
+                                            check_pretrained, load_config)
+from rla_mmdet.tools_support.data_checks import check_datasets  # noqa: E402
+from rla_mmdet.tools_support.distributed import (  # noqa: E402
+    setup_distributed, teardown_distributed)
+from rla_mmdet.tools_support.work_dir import (  # noqa: E402
+    auto_resume_fallback, protect_work_dir)
 
 
 def parse_args(argv=None):

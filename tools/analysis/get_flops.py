@@ -32,7 +32,7 @@ from rla_mmdet.analysis import (binary_units, classifier_complexity,  # noqa
 from rla_mmdet.backbones import RLAResNet  # noqa: E402
 from rla_mmdet.backbones.rla_mobilenet_v2 import \
     RLAMobileNetV2Classifier  # noqa: E402
-from rla_mmdet.launch import load_config  # noqa: E402
+from rla_mmdet.tools_support.config import load_config  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -4,7 +4,7 @@ Usage: python tools/misc/make_shapes_dataset.py OUT_DIR [--num-train N]
        [--num-val N] [--image-size PX] [--seed S] [--overwrite]
 
 The same arguments always give the same files; see
-:func:`rla_mmdet.datasets.make_shapes_dataset`.
+:func:`rla_mmdet.tools_support.shapes.make_shapes_dataset`.
 """
 import argparse
 import os.path as osp
@@ -13,7 +13,8 @@ import sys
 sys.path.insert(
     0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from rla_mmdet.datasets import SHAPE_CLASSES, make_shapes_dataset  # noqa
+from rla_mmdet.tools_support.shapes import (SHAPE_CLASSES,  # noqa: E402
+                                            make_shapes_dataset)
 
 
 def parse_args(argv=None):

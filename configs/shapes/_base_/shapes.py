@@ -1,5 +1,5 @@
-# The synthetic shapes dataset of rla_mmdet.datasets.make_shapes_dataset
-# (scripts/main.sh writes it to data/shapes/) and an RLA-ResNet-18 trained
+# The synthetic shapes dataset (tools/misc/make_shapes_dataset.py;
+# scripts/main.sh writes it to data/shapes/) and an RLA-ResNet-18 trained
 # from scratch: what the configs of this folder share.
 _base_ = 'mmdet::_base_/datasets/coco_instance.py'
 custom_imports = dict(imports=['rla_mmdet'], allow_failed_imports=False)

@@ -243,7 +243,7 @@ def make_shapes_dataset(out_dir: Union[str, os.PathLike],
 
     Example:
         >>> import tempfile
-        >>> from rla_mmdet.datasets import make_shapes_dataset
+        >>> from rla_mmdet.tools_support.shapes import make_shapes_dataset
         >>> paths = make_shapes_dataset(tempfile.mkdtemp(), 2, 1, 64)
         >>> sorted(paths)
         ['train_ann_file', 'train_img_dir', 'val_ann_file', 'val_img_dir']
