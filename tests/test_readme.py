@@ -98,7 +98,8 @@ def test_the_introduction_names_every_registered_class(readme):
         '    for reg in vars(mod).values():\n'
         '        if isinstance(reg, Registry):\n'
         '            names.update(n for n, obj in reg.module_dict.items()\n'
-        "                         if obj.__module__.startswith('rla_mmdet'))\n"
+        "                         if getattr(obj, '__module__', '')\n"
+        "                         .startswith('rla_mmdet'))\n"
         'print(sorted(names))\n')
     out = subprocess.run([sys.executable, '-c', script], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
