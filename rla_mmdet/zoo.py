@@ -2,8 +2,9 @@
 
 The files are hosted by the paper's authors on Google Drive and Baidu Drive
 (repository ``fangyanwen1106/RLANet``); this package never downloads them.
-Error messages, the README tables and the metafiles read this module. The
-config paths are relative to the repository root; nothing here reads them.
+Error messages, the zoo tables (README, docs/model_zoo.md) and the metafiles
+read this module. The config paths are relative to the repository root;
+nothing here reads them.
 """
 import os.path as osp
 from typing import Dict, NamedTuple, Optional, Tuple

@@ -1,6 +1,6 @@
 # RLA backbones for the COCO configs, with the detection recipe of the paper:
 # stem and stage 0 frozen, BN statistics frozen, ImageNet weights released by
-# the authors, expected under ./checkpoints (see the README for the links).
+# the authors, expected under ./checkpoints (links in docs/model_zoo.md).
 # A config uses one of them with `model = dict(backbone={{_base_.rla_backbones.r50}})`.
 custom_imports = dict(imports=['rla_mmdet'], allow_failed_imports=False)
 
