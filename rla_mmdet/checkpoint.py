@@ -1,31 +1,45 @@
 """Checkpoint loading that never runs code from the file.
 
-A pickle can import and call anything, so a checkpoint is only unpickled
-with an allow-list: tensors and torch's own rebuild functions, containers,
-and the types MMEngine checkpoints also hold (its ``HistoryBuffer``, numpy
-arrays and scalars, a ``collections.Counter`` for ``MultiStepLR``
-milestones, and a ``getattr`` that only returns the statistics methods a
-``HistoryBuffer`` pickles by name). Anything else is refused with
-:class:`UnsafeCheckpointError` before it is imported.
-
-How the list is enforced depends on torch:
-
-- torch >= 2.6: ``torch.load(weights_only=True)`` (the default there) with
-  :data:`SAFE_GLOBALS` added by :func:`register_safe_globals`, which
-  ``import rla_mmdet`` calls; MMEngine's own ``torch.load`` calls then load
-  and resume its checkpoints and still refuse anything else.
-- torch 2.0 to 2.5: ``torch.serialization.add_safe_globals`` is missing
-  (< 2.4) or cannot take a ``(function, name)`` entry (< 2.6), so
-  :func:`load_checkpoint_file` passes :class:`RestrictedUnpickler` to
-  ``torch.load`` as its ``pickle_module``. MMEngine's own ``torch.load``
-  calls unpickle everything on these versions (torch's default there); the
-  tools and the :class:`~rla_mmdet.engine.CheckpointIOHook` of this
-  package's configs route MMEngine's local loads through
-  :func:`load_checkpoint_file`.
-
 :func:`load_checkpoint_file` is the one place this package reads a
-checkpoint file, and reports a missing, corrupt or unsafe file in one
-sentence.
+checkpoint file. It refuses, with :class:`UnsafeCheckpointError`:
+
+1. A zip archive holding anything but the records ``torch.save`` writes
+   (``data.pkl``, ``data/<n>``, ``byteorder``, ``version``,
+   ``.data/version``, ``.data/serialization_id``, ``.format_version``,
+   ``.storage_alignment``, all in the archive's one top-level folder).
+   ``torch.load`` hands a TorchScript archive (``torch.jit.save``: ``code/``,
+   ``constants.pkl``...) to ``torch.jit.load`` before it unpickles anything,
+   whatever ``pickle_module`` says, and ``torch.jit.load`` runs the
+   archive's ``__setstate__`` methods. The records are listed (by Python's
+   ``zipfile`` and by torch's own zip reader, the view ``torch.load`` acts
+   on) before ``torch.load`` is called, on every supported torch and on both
+   routes below; this check is this package's, not torch's.
+2. A pickle naming a global outside the allow-list: tensors and torch's own
+   rebuild functions, containers, and the types MMEngine checkpoints also
+   hold (its ``HistoryBuffer``, numpy arrays and scalars, a
+   ``collections.Counter`` for ``MultiStepLR`` milestones, and a ``getattr``
+   that only returns the statistics methods a ``HistoryBuffer`` pickles by
+   name). Such a global is refused before it is imported.
+
+Who enforces the allow-list of 2. depends on torch:
+
+- torch >= 2.6 (``restricted=None``, the default, or ``False``): torch
+  itself, ``torch.load(weights_only=True)`` with :data:`SAFE_GLOBALS` added
+  by :func:`register_safe_globals`, which ``import rla_mmdet`` calls;
+  MMEngine's own ``torch.load`` calls then load and resume its checkpoints
+  and still refuse anything else (and torch >= 2.6 refuses TorchScript
+  archives there too).
+- torch 2.0 to 2.5, and ``restricted=True`` on any torch: this package,
+  :class:`RestrictedUnpickler` passed to ``torch.load`` as its
+  ``pickle_module`` (``add_safe_globals`` is missing below 2.4 and cannot
+  take a ``(function, name)`` entry below 2.6). MMEngine's own
+  ``torch.load`` calls unpickle everything on these versions (torch's
+  default there) and open TorchScript archives; the tools and the
+  :class:`~rla_mmdet.engine.CheckpointIOHook` of this package's configs
+  route MMEngine's local loads through :func:`load_checkpoint_file`.
+
+Legacy (non-zip) ``torch.save`` files take the same two routes. A missing,
+corrupt or unsafe file is reported in one sentence.
 """
 import _compat_pickle
 import importlib
@@ -36,7 +50,8 @@ import re
 import types
 import zipfile
 from collections import Counter, OrderedDict
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import (Any, BinaryIO, Dict, Iterable, List, Mapping, Optional,
+                    Tuple)
 
 import numpy as np
 import torch
@@ -239,9 +254,90 @@ class _RestrictedPickleModule:
         return RestrictedUnpickler(io.BytesIO(data), **kwargs).load()
 
 
-def _torch_load(filename: str, map_location: Any,
+# ------------------------------------------- the records of a zip checkpoint
+#: The records ``torch.save`` writes into its zip archive (below the
+#: archive's top-level folder), besides the tensor data ``data/<n>``.
+_TORCH_SAVE_RECORDS = frozenset({
+    'data.pkl', 'byteorder', 'version', '.data/version',
+    '.data/serialization_id', '.format_version', '.storage_alignment'
+})
+_STORAGE_RECORD = re.compile(r'data/[0-9]+\Z')
+_ZIP_MAGIC = b'PK\x03\x04'  # what torch.load takes for its zip format
+
+
+def _zipfile_records(file: BinaryIO) -> List[str]:
+    """The names in the zip archive ``file``, less their one top-level
+    folder (``torch.save`` puts every record in one)."""
+    with zipfile.ZipFile(file) as archive:
+        names = archive.namelist()
+    folders = {name.split('/', 1)[0] for name in names}
+    if len(folders) != 1 or not all('/' in name for name in names):
+        return names  # kept whole: not of torch.save's layout
+    return [name.split('/', 1)[1] for name in names]
+
+
+def _torch_records(file: BinaryIO) -> List[str]:
+    """The records that torch's own zip reader (the one ``torch.load``
+    uses) finds in ``file``; empty where this torch cannot list them."""
+    reader = getattr(torch._C, 'PyTorchFileReader', None)
+    if reader is None or not hasattr(reader, 'get_all_records'):
+        return []
+    return list(reader(file).get_all_records())
+
+
+def _not_torch_save(records: Iterable[str]) -> List[str]:
+    return [
+        r for r in records
+        if r not in _TORCH_SAVE_RECORDS and not _STORAGE_RECORD.match(r)
+    ]
+
+
+def _foreign_records(file: BinaryIO) -> Tuple[List[str], bool]:
+    """The records of a zip checkpoint that ``torch.save`` does not write
+    (as Python's ``zipfile``, then torch's reader see them), and whether it
+    has ``data.pkl``; ``file`` is left at its start."""
+    file.seek(0)
+    records = _zipfile_records(file)
+    foreign = _not_torch_save(records)
+    if not foreign:
+        file.seek(0)
+        foreign = _not_torch_save(_torch_records(file))
+    file.seek(0)
+    return foreign, 'data.pkl' in records
+
+
+def _check_zip_records(file: BinaryIO, filename: str) -> None:
+    """Refuse a zip archive that is not a plain ``torch.save`` checkpoint,
+    before ``torch.load`` opens it (it would hand a TorchScript archive to
+    ``torch.jit.load``, which runs the archive's code)."""
+    if file.read(len(_ZIP_MAGIC)) != _ZIP_MAGIC:
+        file.seek(0)
+        return  # a legacy torch.save pickle: the unpickler guards it
+    try:
+        foreign, has_pickle = _foreign_records(file)
+    except (zipfile.BadZipFile, RuntimeError, OSError, ValueError,
+            EOFError) as exc:
+        raise _corrupt(filename, exc) from None
+    if foreign:
+        script = any(r == 'constants.pkl' or r.startswith('code/')
+                     for r in foreign)
+        what = ('a TorchScript archive (written by torch.jit.save)'
+                if script else 'a zip archive with records that torch.save '
+                'does not write')
+        raise UnsafeCheckpointError(
+            f'refused to load {filename!r}: it is {what} '
+            f'({_head(foreign, 3)}), and opening it as a checkpoint could run '
+            'code from it; if you trust its author, open it with '
+            'torch.jit.load and save the state_dict() of the module it '
+            'gives with torch.save.')
+    if not has_pickle:
+        raise _corrupt(filename, KeyError('the zip archive has no data.pkl'))
+
+
+def _torch_load(file: BinaryIO, map_location: Any,
                 restricted: Optional[bool] = None) -> Any:
-    """``torch.load`` with the allow-list, whichever torch this is.
+    """``torch.load`` of an open file with the allow-list, whichever torch
+    this is (its zip records were checked by :func:`_check_zip_records`).
 
     ``restricted=None`` picks ``weights_only=True`` where torch enforces
     the whole list (>= 2.6) and :class:`RestrictedUnpickler` elsewhere.
@@ -250,12 +346,11 @@ def _torch_load(filename: str, map_location: Any,
         restricted = not WEIGHTS_ONLY_ENFORCES_ALLOW_LIST
     if not restricted:
         register_safe_globals()
-        return torch.load(
-            filename, map_location=map_location, weights_only=True)
+        return torch.load(file, map_location=map_location, weights_only=True)
     # weights_only=False only because torch refuses a pickle_module with
     # weights_only=True; the restricted unpickler does the refusing here.
     return torch.load(
-        filename,
+        file,
         map_location=map_location,
         pickle_module=_RestrictedPickleModule,
         weights_only=False)
@@ -276,8 +371,10 @@ def load_checkpoint_file(filename: Any,
     Raises:
         TypeError: ``filename`` is not a path.
         FileNotFoundError: The file does not exist.
-        UnsafeCheckpointError: The file holds objects outside the allow-list
-            (such a pickle could run code when loaded).
+        UnsafeCheckpointError: The file is a zip archive with records that
+            ``torch.save`` does not write (a TorchScript archive...), or
+            holds objects outside the allow-list; loading either could run
+            code.
         ValueError: The file is truncated, corrupt or not a checkpoint.
     """
     if not isinstance(filename, (str, os.PathLike)):
@@ -293,7 +390,24 @@ def load_checkpoint_file(filename: Any,
             f'checkpoint file {filename!r} does not exist; check the path '
             '(or the init_cfg / load_from / --resume argument that gave it).')
     try:
-        checkpoint = _torch_load(filename, map_location, restricted)
+        file = open(filename, 'rb')
+    except OSError as exc:
+        raise _corrupt(filename, exc) from None
+    with file:
+        # The records are checked in the file torch.load reads next.
+        _check_zip_records(file, filename)
+        checkpoint = _load_checked(file, filename, map_location, restricted)
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f'{filename!r} holds a {type(checkpoint).__name__}, '
+                         'not a checkpoint dict of tensors.')
+    return checkpoint
+
+
+def _load_checked(file: BinaryIO, filename: str, map_location: Any,
+                  restricted: Optional[bool]) -> Any:
+    """:func:`_torch_load`, its errors reported as one sentence."""
+    try:
+        return _torch_load(file, map_location, restricted)
     except pickle.UnpicklingError as exc:
         if isinstance(exc, _Refused) or 'Weights only load failed' in str(
                 exc):
@@ -308,10 +422,6 @@ def load_checkpoint_file(filename: Any,
             UnicodeDecodeError, ValueError, KeyError, IndexError,
             AttributeError, TypeError) as exc:
         raise _corrupt(filename, exc) from None
-    if not isinstance(checkpoint, Mapping):
-        raise ValueError(f'{filename!r} holds a {type(checkpoint).__name__}, '
-                         'not a checkpoint dict of tensors.')
-    return checkpoint
 
 
 def _first_line(exc: BaseException) -> str:
