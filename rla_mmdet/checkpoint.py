@@ -321,7 +321,7 @@ def _check_zip_records(file: BinaryIO, filename: str) -> None:
     if foreign:
         script = any(r == 'constants.pkl' or r.startswith('code/')
                      for r in foreign)
-        what = ('a TorchScript archive (written by torch.jit.save)'
+        what = ('a TorchScript archive written by torch.jit.save'
                 if script else 'a zip archive with records that torch.save '
                 'does not write')
         raise UnsafeCheckpointError(
