@@ -1,14 +1,20 @@
 """Supported versions, and what ``import rla_mmdet`` does to a process."""
+import json
+import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 
 from rla_mmdet import dependencies
-from rla_mmdet.dependencies import (SUPPORTED, UnsupportedVersionError,
-                                    check_installed, check_version)
+from rla_mmdet.dependencies import (NEWEST_TESTED_TORCH, SUPPORTED,
+                                    UPPER_REASONS, UnsupportedVersionError,
+                                    UntestedVersionWarning, check_installed,
+                                    check_version, check_yapf)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -21,40 +27,101 @@ def run_python(script, timeout=300):
 
 # ----------------------------------------------------------------- versions
 @pytest.mark.parametrize('name,version', [
-    ('torch', '2.0.0'), ('torch', '2.1.2+cu121'), ('torch', '2.13.0+cpu'),
-    ('torch', '2.13.1'), ('numpy', '1.26.4'), ('numpy', '2.3.1'),
-    ('mmcv', '2.0.0rc4'), ('mmcv', '2.0.1'), ('mmcv', '2.1.0'),
-    ('mmengine', '0.7.1'), ('mmengine', '0.10.7'), ('mmdet', '3.0.0'),
-    ('mmdet', '3.3.0'),
+    ('torch', '2.0.1'), ('torch', '2.1.2+cu121'), ('torch', '2.13.0+cpu'),
+    ('torch', '2.14.1'), ('torch', '2.15.0'), ('numpy', '1.22.4'),
+    ('numpy', '1.26.4'), ('numpy', '2.4.6'), ('numpy', '3.0.0'),
+    ('mmcv', '2.0.1'), ('mmcv', '2.1.0'), ('mmengine', '0.7.1'),
+    ('mmengine', '0.10.7'), ('mmdet', '3.0.0'), ('mmdet', '3.3.0'),
 ])
-def test_supported_versions_pass(name, version):
-    check_version(name, version)
+def test_supported_versions_pass_without_a_warning(name, version):
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        check_version(name, version)
 
 
 @pytest.mark.parametrize('name,version', [
-    ('torch', '1.13.1'), ('torch', '2.14.0'), ('torch', '2.14.0.dev20261101'),
-    ('torch', '3.0.0'), ('numpy', '1.21.6'), ('numpy', '3.0.0'),
-    ('mmcv', '2.0.0rc3'), ('mmcv', '2.2.0'), ('mmcv', '1.7.2'),
-    ('mmengine', '0.7.0'), ('mmengine', '1.0.0'), ('mmdet', '2.28.2'),
-    ('mmdet', '3.4.0'),
+    ('torch', '1.13.1'), ('torch', '2.0.0'), ('torch', '2.0.1rc1'),
+    ('numpy', '1.21.6'), ('mmcv', '2.0.0'), ('mmcv', '2.0.0rc4'),
+    ('mmcv', '1.7.2'), ('mmengine', '0.7.0'), ('mmdet', '2.28.2'),
 ])
-def test_unsupported_version_is_one_sentence(name, version):
-    low, high = SUPPORTED[name]
+def test_a_version_below_the_floor_is_one_sentence(name, version):
+    low, _ = SUPPORTED[name]
     with pytest.raises(UnsupportedVersionError) as info:
         check_version(name, version)
     msg = str(info.value)
-    assert msg.startswith(f'{name} {version} is installed')
-    assert f'>={low}, <{high}' in msg
-    assert msg.count('. ') == 0 and msg.endswith('.')
+    assert msg == (f'{name} {version} is installed, but rla_mmdet needs '
+                   f'{name} >={low}; install a newer one (pip install '
+                   f"'{name}>={low}" + ('' if SUPPORTED[name][1] is None
+                                        else f',<{SUPPORTED[name][1]}')
+                   + "').")
     # the two kinds of error a caller may catch
     assert isinstance(info.value, ImportError)
     assert isinstance(info.value, ValueError)
 
 
+@pytest.mark.parametrize('name,version', [
+    ('mmcv', '2.2.0'), ('mmcv', '2.2.0rc1'), ('mmengine', '1.0.0'),
+    ('mmdet', '4.0.0'),
+])
+def test_a_known_incompatible_version_says_why(name, version):
+    _, high = SUPPORTED[name]
+    with pytest.raises(UnsupportedVersionError) as info:
+        check_version(name, version)
+    msg = str(info.value)
+    assert msg.startswith(f'{name} {version} is installed, but rla_mmdet '
+                          f'supports {name} <{high} because '
+                          f'{UPPER_REASONS[name]}; ')
+    assert msg.count('. ') == 0 and msg.endswith('.')
+
+
+@pytest.mark.parametrize('version', ['2.16.0', '2.16.0.dev20270101+cpu',
+                                     '3.0.0'])
+def test_a_torch_newer_than_the_tested_ones_warns_once(version):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        check_version('torch', version)
+    assert [type(w.message) for w in caught] == [UntestedVersionWarning]
+    assert str(caught[0].message) == (
+        f'torch {version} is newer than the torch versions rla_mmdet is '
+        f'tested with ({SUPPORTED["torch"][0]} to {NEWEST_TESTED_TORCH}); '
+        'please report what breaks.')
+
+
+def test_newest_tested_torch_is_the_main_lock_files_torch():
+    with open(osp.join(ROOT, 'requirements', 'lock.txt')) as f:
+        torch_pin = [line.split('==')[1].strip() for line in f
+                     if line.startswith('torch==')]
+    assert torch_pin and torch_pin[0].startswith(NEWEST_TESTED_TORCH + '.')
+
+
+def test_floors_are_the_oldest_stacks_versions():
+    with open(osp.join(ROOT, 'requirements', 'lock-oldest.txt')) as f:
+        pins = dict(line.strip().split('==') for line in f
+                    if '==' in line and not line.startswith('#'))
+    for name, (low, _) in SUPPORTED.items():
+        assert pins[name] == low, (name, pins[name], low)
+
+
+@pytest.mark.parametrize('mmengine,yapf,refused', [
+    ('0.7.1', '0.40.1', False), ('0.7.1', '0.40.2', True),
+    ('0.8.4', '0.43.0', True), ('0.8.5', '0.43.0', False),
+    ('0.10.7', '0.43.0', False),
+])
+def test_old_mmengine_with_a_new_yapf_is_refused(mmengine, yapf, refused):
+    if not refused:
+        check_yapf(mmengine, yapf)
+        return
+    with pytest.raises(UnsupportedVersionError,
+                       match=r"yapf's verify= argument, which yapf "
+                       + re.escape(yapf) + r" no longer has.*"
+                       r"pip install 'yapf<0\.40\.2'"):
+        check_yapf(mmengine, yapf)
+
+
 def test_missing_package_says_what_to_install():
     with pytest.raises(UnsupportedVersionError,
                        match=r"needs mmcv, which is not installed; .*"
-                       r"pip install 'mmcv>=2.0.0rc4,<2.2.0'"):
+                       r"pip install 'mmcv>=2\.0\.1,<2\.2\.0'"):
         check_version('mmcv', None)
 
 
@@ -64,25 +131,56 @@ def test_check_installed_reads_every_package():
     def fake(name):
         seen.append(name)
         return {'torch': '2.1.2', 'numpy': '1.26.4', 'mmengine': '0.10.4',
-                'mmcv': '2.1.0', 'mmdet': '3.2.0'}[name]
+                'mmcv': '2.1.0', 'mmdet': '3.2.0', 'yapf': '0.43.0'}[name]
 
     assert check_installed(fake)['mmdet'] == '3.2.0'
-    assert seen == list(SUPPORTED)
+    assert seen == list(SUPPORTED) + ['yapf']
     assert check_installed()['mmdet'].startswith('3.')  # this environment
 
 
-def test_setup_py_declares_the_ranges():
+def test_install_metadata_has_no_upper_bound_on_torch_or_numpy():
     scope = {'__name__': 'x'}
     with open(osp.join(ROOT, 'rla_mmdet', 'dependencies.py')) as f:
         exec(f.read(), scope)  # what setup.py does
     requires = scope['install_requires']()
-    assert 'torch>=2.0,<2.14' in requires
-    assert 'mmcv>=2.0.0rc4,<2.2.0' in requires
+    assert 'torch>=2.0.1' in requires
+    assert 'numpy>=1.22.4' in requires
+    assert 'mmcv>=2.0.1,<2.2.0' in requires
     assert 'mmengine>=0.7.1,<1.0.0' in requires
-    assert 'mmdet>=3.0.0,<3.4.0' in requires
+    assert 'mmdet>=3.0.0,<4.0.0' in requires
     assert not any('==' in r for r in requires)
+    assert not any(r.startswith(('torch', 'numpy')) and '<' in r
+                   for r in requires)
     with open(osp.join(ROOT, 'setup.py')) as f:
         assert "read_module('dependencies')['install_requires']()" in f.read()
+
+
+def test_pip_install_keeps_the_torch_and_mmcv_already_installed(tmp_path):
+    """``pip install .`` into this environment (on the main stack: torch
+    2.15 with an mmcv built for it) would install this package and nothing
+    else. ``--no-index`` makes any wish to replace a package a failure, and
+    the machine's pip configuration is left out, as on a user's machine."""
+    src = tmp_path / 'src'
+    files = subprocess.run(['git', '-C', ROOT, 'ls-files', '-z'],
+                           capture_output=True, check=True).stdout
+    for rel in files.decode().split('\0'):
+        if rel and osp.isfile(osp.join(ROOT, rel)):
+            dst = src / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(open(osp.join(ROOT, rel), 'rb').read())
+    env = {k: v for k, v in os.environ.items() if not k.startswith('PIP_')}
+    env['PIP_CONFIG_FILE'] = os.devnull
+    report = tmp_path / 'report.json'
+    out = subprocess.run(
+        [sys.executable, '-m', 'pip', 'install', '--dry-run', '--no-index',
+         '--no-build-isolation', '--disable-pip-version-check', '--report',
+         str(report), str(src)],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    with open(report) as f:
+        would_install = [item['metadata']['name']
+                         for item in json.load(f)['install']]
+    assert would_install == ['rla_mmdet'], would_install
 
 
 def test_import_with_an_unsupported_torch_stops_with_the_sentence():
@@ -96,8 +194,27 @@ def test_import_with_an_unsupported_torch_stops_with_the_sentence():
     last = out.stderr.strip().splitlines()[-1]
     assert last == (
         'rla_mmdet.dependencies.UnsupportedVersionError: torch 1.13.1 is '
-        'installed, but rla_mmdet supports torch >=2.0, <2.14; install a '
-        "version in that range (pip install 'torch>=2.0,<2.14').")
+        'installed, but rla_mmdet needs torch >=2.0.1; install a newer one '
+        "(pip install 'torch>=2.0.1').")
+
+
+def test_import_with_an_untested_newer_torch_warns_and_works():
+    out = run_python("""
+        import warnings
+        import importlib.metadata as metadata
+        real = metadata.version
+        metadata.version = lambda n: '2.16.0' if n == 'torch' else real(n)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            import rla_mmdet
+        from mmdet.registry import MODELS
+        assert MODELS.get('RLAResNet') is rla_mmdet.RLAResNet
+        print([str(w.message) for w in caught
+               if w.category.__name__ == 'UntestedVersionWarning'])
+    """)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert 'torch 2.16.0 is newer than the torch versions' in out.stdout
+    assert out.stdout.count('is newer than') == 1
 
 
 def test_dependencies_module_imports_only_the_standard_library():
@@ -223,3 +340,62 @@ def test_package_and_tools_read_as_python_38():
         with open(path) as f:
             found += _newer_than_python_38(f.read(), osp.relpath(path, ROOT))
     assert not found, found
+
+
+# ------------------------------------------------- mmcv's C++ ops per torch
+def _build_mmcv():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'build_mmcv', osp.join(ROOT, 'scripts', 'build_mmcv.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('torch_version,std', [
+    ('2.0.1', 'c++17'), ('2.1.2+cu121', 'c++17'), ('2.13.0+cpu', 'c++17'),
+    ('2.13.1', 'c++17'), ('2.14.0', 'c++20'), ('2.14.0.dev20260101', 'c++20'),
+    ('2.14.1', 'c++20'), ('2.15.0', 'c++20'), ('3.0.0', 'c++20'),
+])
+def test_mmcv_is_compiled_with_the_cxx_standard_torch_needs(torch_version,
+                                                            std):
+    assert _build_mmcv().cxx_standard(torch_version) == std
+
+
+def test_mmcv_setup_flags_are_replaced_everywhere():
+    build = _build_mmcv()
+    # the two layouts of mmcv's setup.py: 2.0.x (c++14) and 2.1.x (c++17)
+    text = ("    extra_compile_args['cxx'] = ['-std=c++14']\n"
+            "            extra_compile_args['cxx'] = ['-std=c++17']\n"
+            "        extra_compile_args['nvcc'] += ['-std=c++17']\n"
+            "        extra_compile_args['cxx'] = ['/std:c++17']\n")
+    patched = build.patch_setup(text, 'c++20')
+    assert patched.count("'-std=c++20'") == 3
+    assert "'/std:c++17'" in patched  # MSVC's flag is left alone
+    with pytest.raises(ValueError, match="has no '-std=c\\+\\+14' or"):
+        build.patch_setup("extra_compile_args = {'cxx': []}\n", 'c++20')
+
+
+def test_a_compiler_without_cxx20_gets_one_sentence(tmp_path):
+    build = _build_mmcv()
+    fake = tmp_path / 'old-g++'
+    fake.write_text('#!/bin/sh\necho "unrecognized -std=c++20" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    with pytest.raises(SystemExit) as info:
+        build.check_compiler('c++20', str(fake))
+    msg = str(info.value)
+    assert msg.startswith(f"build_mmcv: the C++ compiler '{fake}' cannot "
+                          'compile C++20')
+    assert 'GCC >= 10' in msg
+    with pytest.raises(SystemExit):
+        build.check_compiler('c++20', str(tmp_path / 'missing-compiler'))
+
+
+def test_the_source_archives_hashes_are_pinned():
+    build = _build_mmcv()
+    for name in ('lock.txt', 'lock-torch21.txt', 'lock-oldest.txt'):
+        with open(osp.join(ROOT, 'requirements', name)) as f:
+            mmcv = [line.strip().split('==')[1] for line in f
+                    if line.startswith('mmcv==')]
+        assert len(mmcv) == 1, name
+        assert re.fullmatch(r'[0-9a-f]{64}', build.SDIST_SHA256[mmcv[0]])

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+import torch._dynamo  # torch 2.0 does not import it with torch
 import torch.nn as nn
 import mmcv.ops  # noqa: F401  registers DCN
 from mmcv.cnn import build_conv_layer

@@ -21,10 +21,13 @@ rla_r18_scratch = dict(
     init_cfg=None)
 rla_r18_channels = [64, 128, 256, 512]
 
-# The images are generated at the size the model sees: no resizing.
+# The images are generated at the size the model sees: no resizing. The
+# Resize by 1.0 only records the scale factor, which mmdet 3.0's
+# PackDetInputs requires.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale_factor=1.0),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs')
 ]
