@@ -40,6 +40,10 @@ Who enforces the allow-list of 2. depends on torch:
 
 Legacy (non-zip) ``torch.save`` files take the same two routes. A missing,
 corrupt or unsafe file is reported in one sentence.
+
+What a checkpoint must hold to fit a backbone is declared by the backbone
+(:class:`CheckpointAdapterMixin`) and checked by :func:`fit_state_dict`, for
+:func:`load_backbone_weights` and the converters alike.
 """
 import _compat_pickle
 import importlib
@@ -49,9 +53,10 @@ import pickle
 import re
 import types
 import zipfile
+from abc import ABCMeta, abstractmethod
 from collections import Counter, OrderedDict
-from typing import (Any, BinaryIO, Dict, Iterable, List, Mapping, Optional,
-                    Tuple)
+from typing import (Any, BinaryIO, Callable, Dict, Iterable, List, Mapping,
+                    Optional, Tuple)
 
 import numpy as np
 import torch
@@ -60,7 +65,8 @@ from mmengine.logging import HistoryBuffer, print_log
 __all__ = [
     'UnsafeCheckpointError', 'SAFE_GLOBALS', 'register_safe_globals',
     'load_checkpoint_file', 'get_state_dict', 'load_backbone_weights',
-    'load_pretrained_init_cfg', 'split_unbuilt', 'RestrictedUnpickler'
+    'load_pretrained_init_cfg', 'split_unbuilt', 'RestrictedUnpickler',
+    'CheckpointAdapterMixin', 'fit_state_dict', 'abbreviate'
 ]
 
 _TORCH_VERSION = tuple(
@@ -326,8 +332,8 @@ def _check_zip_records(file: BinaryIO, filename: str) -> None:
                 'does not write')
         raise UnsafeCheckpointError(
             f'refused to load {filename!r}: it is {what} '
-            f'({_head(foreign, 3)}), and opening it as a checkpoint could run '
-            'code from it; if you trust its author, open it with '
+            f'({abbreviate(foreign, 3)}), and opening it as a checkpoint '
+            'could run code from it; if you trust its author, open it with '
             'torch.jit.load and save the state_dict() of the module it '
             'gives with torch.save.')
     if not has_pickle:
@@ -466,7 +472,7 @@ def get_state_dict(checkpoint: Mapping, filename: str = '') -> 'OrderedDict':
         raise ValueError(
             f'{filename!r} has no state dict of tensors (looked under '
             f"'state_dict', 'model' and the top level; its keys are "
-            f'{_head(checkpoint)}).')
+            f'{abbreviate(checkpoint)}).')
     if all(k.startswith('module.') for k in state_dict):
         state_dict = OrderedDict(
             (k[len('module.'):], v) for k, v in state_dict.items())
@@ -492,37 +498,160 @@ def split_unbuilt(state_dict: Mapping[str, Any], prefixes: Tuple[str, ...]
     return kept, [k for k in state_dict if k.startswith(prefixes)]
 
 
-def _head(keys: Iterable, n: int = 5) -> str:
-    """The first ``n`` items of ``keys`` for an error message."""
+def abbreviate(keys: Iterable, n: int = 5) -> str:
+    """The first ``n`` items of ``keys`` for an error message, and how many
+    there are in all when that is more."""
     keys = list(keys)
     more = f' ... ({len(keys)} in all)' if len(keys) > n else ''
     return ', '.join(map(str, keys[:n])) + more
 
 
-def _hint(model: torch.nn.Module, missing: List[str],
-          unexpected: List[str]) -> str:
-    own_hint = getattr(model, 'checkpoint_hint', None)
-    if own_hint is not None:  # a backbone that knows its own files
-        return own_hint(missing, unexpected)
-    name = type(model).__name__
-    if any(k.startswith(('layer1.', 'layer2.')) for k in unexpected):
-        return (' It looks like a plain ResNet checkpoint: it has no RLA '
-                'modules (stage_bns, conv_outs, recurrent_convs), so it cannot '
-                'initialise an RLA backbone.')
-    if any('.eca.' in k for k in unexpected):
-        return (' The file has ECA weights: it is an RLA-ECANet checkpoint; '
-                "use type='RLAECANet'.")
-    if any('.eca.' in k for k in missing) and not any('.eca.' in k
-                                                     for k in unexpected):
-        return (f' The file has no ECA weights: it is an RLA-ResNet '
-                f"checkpoint; use type='RLAResNet' instead of {name}.")
-    if any(k.startswith('backbone.') for k in unexpected):
-        return (" It looks like a whole-detector checkpoint: add "
-                "prefix='backbone.' to the init_cfg.")
-    if any(k.startswith('stages.') for k in unexpected + missing):
-        return (' The number of blocks differs: check that depth matches '
-                'the checkpoint (e.g. 50 vs 101).')
-    return ''
+def fit_state_dict(state_dict: Mapping[str, torch.Tensor],
+                   model: torch.nn.Module,
+                   unbuilt: Tuple[str, ...],
+                   source: str,
+                   target: str,
+                   hint: Optional[Callable[[List[str], List[str]], str]] = None
+                   ) -> Tuple['OrderedDict', List[str]]:
+    """The tensors of ``state_dict`` that ``model`` takes, in its key order.
+
+    Keys starting with ``unbuilt`` are dropped; every other key must be one
+    of ``model``'s with its shape, and every key of ``model`` must be there
+    (BatchNorm's ``num_batches_tracked`` counters, which older files lack,
+    excepted). The loader and both converters check files with this.
+
+    Args:
+        state_dict: The checkpoint's tensors.
+        model: The module they are for (a backbone or a whole detector).
+        unbuilt: Key prefixes without a module in ``model``.
+        source: The file, as named in the error (e.g. ``repr(path)``).
+        target: The model, as named in the error.
+        hint: ``hint(missing, unexpected)`` returns what a mismatching
+            file probably is (e.g.
+            :meth:`CheckpointAdapterMixin.checkpoint_hint`), appended to
+            the error.
+
+    Returns:
+        The kept tensors and the dropped keys.
+
+    Raises:
+        ValueError: naming ``source``, ``target`` and the first missing,
+            unexpected and mismatching keys.
+    """
+    own = model.state_dict()
+    kept, dropped = split_unbuilt(state_dict, unbuilt)
+    missing = [
+        k for k in own
+        if k not in kept and not k.endswith('num_batches_tracked')
+    ]
+    unexpected = [k for k in kept if k not in own]
+    shapes = [
+        f'{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+        for k, v in kept.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f'missing keys: {abbreviate(missing)}')
+        if unexpected:
+            parts.append(f'unexpected keys: {abbreviate(unexpected)}')
+        if shapes:
+            parts.append(f'shape mismatches: {abbreviate(shapes, 3)}')
+        raise ValueError(f'{source} does not fit {target}: ' +
+                         '; '.join(parts) + '.' +
+                         (hint(missing, unexpected) if hint else ''))
+    return OrderedDict((k, kept[k]) for k in own if k in kept), dropped
+
+
+# ------------------------------------------------ what a backbone declares
+class CheckpointAdapterMixin(metaclass=ABCMeta):
+    """What the checkpoint loader and the converters need of a backbone.
+
+    A backbone declares how its checkpoints are laid out: the modules it
+    does not build (:meth:`unbuilt_prefixes`), checks of stored layouts it
+    reads (:meth:`check_state_dict`), and hints for the common mistakes
+    (the plain network of its family through :attr:`plain_network`,
+    :attr:`plain_key_prefixes` and :attr:`rla_modules`; its own variants
+    through :meth:`variant_hint`). :func:`load_backbone_weights`, the
+    converters and ``load_state_dict`` (through ``_load_from_state_dict``)
+    use these and nothing else. List it before ``BaseModule`` in the bases.
+    """
+
+    #: The network of the family without RLA, for the hint on its files.
+    plain_network: str = ''
+    #: Key prefixes only that network's checkpoints have.
+    plain_key_prefixes: Tuple[str, ...] = ()
+    #: The RLA modules that network lacks, named in the hint.
+    rla_modules: Tuple[str, ...] = ()
+
+    @abstractmethod
+    def describe(self) -> str:
+        """A short description of the configuration, for error messages."""
+
+    @abstractmethod
+    def unbuilt_prefixes(self) -> Tuple[str, ...]:
+        """Key prefixes of checkpoints that this backbone has no module
+        for; loading drops them quietly."""
+
+    @staticmethod
+    def check_state_dict(state_dict: Mapping[str, torch.Tensor],
+                         source: str = 'the state dict',
+                         prefix: str = '') -> None:
+        """Refuse a state dict whose stored layout this backbone cannot
+        take (keys under ``prefix``; ``source`` names it in the error).
+        Every layout passes unless a backbone says otherwise."""
+
+    def variant_hint(self, missing: List[str], unexpected: List[str]) -> str:
+        """A sentence on which variant of this backbone a mismatching file
+        is from (``''`` when none fits)."""
+        return ''
+
+    @staticmethod
+    def marker_hint(missing: List[str], unexpected: List[str], marker: str,
+                    has: str, lacks: str) -> str:
+        """``has`` when only the file has keys with ``marker`` in them,
+        ``lacks`` when only the model has them, else ``''``."""
+        if any(marker in k for k in unexpected):
+            return has
+        if any(marker in k for k in missing):
+            return lacks
+        return ''
+
+    @classmethod
+    def file_kind_hint(cls, keys: Iterable[str],
+                       detector_advice: str = "add prefix='backbone.' to "
+                       'the init_cfg') -> str:
+        """A sentence for a file of another kind (``keys`` are the ones
+        the backbone does not have): a plain network of the family, or a
+        whole detector (then ``detector_advice`` says what to do)."""
+        keys = list(keys)
+        if cls.plain_key_prefixes and any(
+                k.startswith(cls.plain_key_prefixes) for k in keys):
+            return (f' It looks like a plain {cls.plain_network} checkpoint: '
+                    f'it has no RLA modules ({", ".join(cls.rla_modules)}), '
+                    'so it cannot initialise an RLA backbone.')
+        if any(k.startswith('backbone.') for k in keys):
+            return (' It looks like a whole-detector checkpoint: '
+                    f'{detector_advice}.')
+        return ''
+
+    def checkpoint_hint(self, missing: List[str],
+                        unexpected: List[str]) -> str:
+        """A sentence on what a mismatching checkpoint probably is."""
+        return (self.file_kind_hint(unexpected)
+                or self.variant_hint(missing, unexpected))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Whichever loader is used (MMEngine's load_checkpoint, a plain
+        # load_state_dict), the stored layout is checked and the tensors of
+        # unbuilt modules are not reported as unexpected keys.
+        self.check_state_dict(state_dict, prefix=prefix)
+        _, unbuilt = split_unbuilt(
+            state_dict, tuple(prefix + p for p in self.unbuilt_prefixes()))
+        for key in unbuilt:
+            del state_dict[key]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 def load_backbone_weights(model: torch.nn.Module,
@@ -545,6 +674,11 @@ def load_backbone_weights(model: torch.nn.Module,
             for a whole-detector checkpoint) and strip it.
         map_location: Passed to :func:`torch.load`.
     """
+    if not isinstance(model, CheckpointAdapterMixin):
+        raise TypeError(
+            f'load_backbone_weights needs an RLA backbone (a subclass of '
+            f'CheckpointAdapterMixin), got {type(model).__name__}; load other '
+            "models with MMEngine's load_checkpoint.")
     checkpoint = load_checkpoint_file(filename, map_location)
     state_dict = get_state_dict(checkpoint, str(filename))
     if prefix:
@@ -559,41 +693,19 @@ def load_backbone_weights(model: torch.nn.Module,
         if not picked:
             raise ValueError(f'{filename!r} has no key starting with '
                              f'prefix={prefix!r}; its first keys are '
-                             f'{_head(state_dict)}.')
+                             f'{abbreviate(state_dict)}.')
         state_dict = picked
-    check = getattr(model, 'check_state_dict', None)
-    if check is not None:  # e.g. RLAMobileNetV2's copies of a shared conv
-        check(state_dict, repr(str(filename)))
-    state_dict, dropped = split_unbuilt(state_dict, model.unbuilt_prefixes())
-    own = model.state_dict()
-    missing = [
-        k for k in own
-        if k not in state_dict and not k.endswith('num_batches_tracked')
-    ]
-    unexpected = [k for k in state_dict if k not in own]
-    shapes = [
-        f'{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-        for k, v in state_dict.items()
-        if k in own and tuple(v.shape) != tuple(own[k].shape)
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f'missing keys: {_head(missing)}')
-        if unexpected:
-            parts.append(f'unexpected keys: {_head(unexpected)}')
-        if shapes:
-            parts.append(f'shape mismatches: {_head(shapes, 3)}')
-        raise ValueError(
-            f'{filename!r} does not fit {type(model).__name__}'
-            f'({model.describe()}): ' + '; '.join(parts) + '.' +
-            _hint(model, missing, unexpected))
+    source = repr(str(filename))
+    model.check_state_dict(state_dict, source)
+    state_dict, dropped = fit_state_dict(
+        state_dict, model, model.unbuilt_prefixes(), source,
+        f'{type(model).__name__}({model.describe()})', model.checkpoint_hint)
     model.load_state_dict(state_dict, strict=False)
     print_log(
         f'{type(model).__name__}: loaded {len(state_dict)} tensors from '
         f'{filename}' + (f' (prefix {prefix!r})' if prefix else '') +
         (f'; ignored {len(dropped)} tensors of unbuilt modules '
-         f'({_head(dropped, 2)})' if dropped else ''),
+         f'({abbreviate(dropped, 2)})' if dropped else ''),
         logger='current')
 
 
