@@ -66,7 +66,8 @@ __all__ = [
     'UnsafeCheckpointError', 'SAFE_GLOBALS', 'register_safe_globals',
     'load_checkpoint_file', 'get_state_dict', 'load_backbone_weights',
     'load_pretrained_init_cfg', 'split_unbuilt', 'RestrictedUnpickler',
-    'CheckpointAdapterMixin', 'fit_state_dict', 'abbreviate'
+    'CheckpointAdapterMixin', 'fit_state_dict', 'detector_unbuilt',
+    'abbreviate'
 ]
 
 _TORCH_VERSION = tuple(
@@ -652,6 +653,15 @@ class CheckpointAdapterMixin(metaclass=ABCMeta):
         for key in unbuilt:
             del state_dict[key]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def detector_unbuilt(detector: torch.nn.Module) -> Tuple[str, ...]:
+    """The unbuilt prefixes of a detector's RLA backbone, under
+    ``backbone.`` (none for another backbone)."""
+    backbone = getattr(detector, 'backbone', None)
+    if not isinstance(backbone, CheckpointAdapterMixin):
+        return ()
+    return tuple('backbone.' + p for p in backbone.unbuilt_prefixes())
 
 
 def load_backbone_weights(model: torch.nn.Module,

@@ -37,8 +37,8 @@ import torch
 import torch.nn as nn
 
 from .backbones import RLAECANet, RLAMobileNetV2, RLAResNet
-from .checkpoint import (abbreviate, fit_state_dict, get_state_dict,
-                         load_checkpoint_file)
+from .checkpoint import (abbreviate, detector_unbuilt, fit_state_dict,
+                         get_state_dict, load_checkpoint_file)
 from .version import __version__
 from .zoo import DETECTORS
 
@@ -391,7 +391,7 @@ def mmdet2_to_mmdet3(src: str,
     if not isinstance(backbone, RLAResNet):
         raise ValueError(f'the backbone of {config!r} is '
                          f'{type(backbone).__name__}, not an RLA backbone.')
-    ignored = tuple('backbone.' + p for p in backbone.unbuilt_prefixes())
+    ignored = detector_unbuilt(model)
     if configs_dir is not None:
         # Under the clone's configs/: recorded as configs/<family>/<file>.
         configs_dir = osp.abspath(configs_dir)
