@@ -1,31 +1,49 @@
 """Checkpoint loading that never runs code from the file.
 
-A pickle can import and call anything, so a checkpoint is only unpickled
-with an allow-list: tensors and torch's own rebuild functions, containers,
-and the types MMEngine checkpoints also hold (its ``HistoryBuffer``, numpy
-arrays and scalars, a ``collections.Counter`` for ``MultiStepLR``
-milestones, and a ``getattr`` that only returns the statistics methods a
-``HistoryBuffer`` pickles by name). Anything else is refused with
-:class:`UnsafeCheckpointError` before it is imported.
-
-How the list is enforced depends on torch:
-
-- torch >= 2.6: ``torch.load(weights_only=True)`` (the default there) with
-  :data:`SAFE_GLOBALS` added by :func:`register_safe_globals`, which
-  ``import rla_mmdet`` calls; MMEngine's own ``torch.load`` calls then load
-  and resume its checkpoints and still refuse anything else.
-- torch 2.0 to 2.5: ``torch.serialization.add_safe_globals`` is missing
-  (< 2.4) or cannot take a ``(function, name)`` entry (< 2.6), so
-  :func:`load_checkpoint_file` passes :class:`RestrictedUnpickler` to
-  ``torch.load`` as its ``pickle_module``. MMEngine's own ``torch.load``
-  calls unpickle everything on these versions (torch's default there); the
-  tools and the :class:`~rla_mmdet.engine.CheckpointIOHook` of this
-  package's configs route MMEngine's local loads through
-  :func:`load_checkpoint_file`.
-
 :func:`load_checkpoint_file` is the one place this package reads a
-checkpoint file, and reports a missing, corrupt or unsafe file in one
-sentence.
+checkpoint file. It refuses, with :class:`UnsafeCheckpointError`:
+
+1. A zip archive holding anything but the records ``torch.save`` writes
+   (``data.pkl``, ``data/<n>``, ``byteorder``, ``version``,
+   ``.data/version``, ``.data/serialization_id``, ``.format_version``,
+   ``.storage_alignment``, all in the archive's one top-level folder).
+   ``torch.load`` hands a TorchScript archive (``torch.jit.save``: ``code/``,
+   ``constants.pkl``...) to ``torch.jit.load`` before it unpickles anything,
+   whatever ``pickle_module`` says, and ``torch.jit.load`` runs the
+   archive's ``__setstate__`` methods. The records are listed (by Python's
+   ``zipfile`` and by torch's own zip reader, the view ``torch.load`` acts
+   on) before ``torch.load`` is called, on every supported torch and on both
+   routes below; this check is this package's, not torch's.
+2. A pickle naming a global outside the allow-list: tensors and torch's own
+   rebuild functions, containers, and the types MMEngine checkpoints also
+   hold (its ``HistoryBuffer``, numpy arrays and scalars, a
+   ``collections.Counter`` for ``MultiStepLR`` milestones, and a ``getattr``
+   that only returns the statistics methods a ``HistoryBuffer`` pickles by
+   name). Such a global is refused before it is imported.
+
+Who enforces the allow-list of 2. depends on torch:
+
+- torch >= 2.6 (``restricted=None``, the default, or ``False``): torch
+  itself, ``torch.load(weights_only=True)`` with :data:`SAFE_GLOBALS` added
+  by :func:`register_safe_globals`, which ``import rla_mmdet`` calls;
+  MMEngine's own ``torch.load`` calls then load and resume its checkpoints
+  and still refuse anything else (and torch >= 2.6 refuses TorchScript
+  archives there too).
+- torch 2.0 to 2.5, and ``restricted=True`` on any torch: this package,
+  :class:`RestrictedUnpickler` passed to ``torch.load`` as its
+  ``pickle_module`` (``add_safe_globals`` is missing below 2.4 and cannot
+  take a ``(function, name)`` entry below 2.6). MMEngine's own
+  ``torch.load`` calls unpickle everything on these versions (torch's
+  default there) and open TorchScript archives; the tools and the
+  :class:`~rla_mmdet.engine.CheckpointIOHook` of this package's configs
+  route MMEngine's local loads through :func:`load_checkpoint_file`.
+
+Legacy (non-zip) ``torch.save`` files take the same two routes. A missing,
+corrupt or unsafe file is reported in one sentence.
+
+What a checkpoint must hold to fit a backbone is declared by the backbone
+(:class:`CheckpointAdapterMixin`) and checked by :func:`fit_state_dict`, for
+:func:`load_backbone_weights` and the converters alike.
 """
 import _compat_pickle
 import importlib
@@ -35,8 +53,10 @@ import pickle
 import re
 import types
 import zipfile
+from abc import ABCMeta, abstractmethod
 from collections import Counter, OrderedDict
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import (Any, BinaryIO, Callable, Dict, Iterable, List, Mapping,
+                    Optional, Tuple)
 
 import numpy as np
 import torch
@@ -45,7 +65,9 @@ from mmengine.logging import HistoryBuffer, print_log
 __all__ = [
     'UnsafeCheckpointError', 'SAFE_GLOBALS', 'register_safe_globals',
     'load_checkpoint_file', 'get_state_dict', 'load_backbone_weights',
-    'load_pretrained_init_cfg', 'split_unbuilt', 'RestrictedUnpickler'
+    'load_pretrained_init_cfg', 'split_unbuilt', 'RestrictedUnpickler',
+    'CheckpointAdapterMixin', 'fit_state_dict', 'detector_unbuilt',
+    'abbreviate'
 ]
 
 _TORCH_VERSION = tuple(
@@ -239,9 +261,90 @@ class _RestrictedPickleModule:
         return RestrictedUnpickler(io.BytesIO(data), **kwargs).load()
 
 
-def _torch_load(filename: str, map_location: Any,
+# ------------------------------------------- the records of a zip checkpoint
+#: The records ``torch.save`` writes into its zip archive (below the
+#: archive's top-level folder), besides the tensor data ``data/<n>``.
+_TORCH_SAVE_RECORDS = frozenset({
+    'data.pkl', 'byteorder', 'version', '.data/version',
+    '.data/serialization_id', '.format_version', '.storage_alignment'
+})
+_STORAGE_RECORD = re.compile(r'data/[0-9]+\Z')
+_ZIP_MAGIC = b'PK\x03\x04'  # what torch.load takes for its zip format
+
+
+def _zipfile_records(file: BinaryIO) -> List[str]:
+    """The names in the zip archive ``file``, less their one top-level
+    folder (``torch.save`` puts every record in one)."""
+    with zipfile.ZipFile(file) as archive:
+        names = archive.namelist()
+    folders = {name.split('/', 1)[0] for name in names}
+    if len(folders) != 1 or not all('/' in name for name in names):
+        return names  # kept whole: not of torch.save's layout
+    return [name.split('/', 1)[1] for name in names]
+
+
+def _torch_records(file: BinaryIO) -> List[str]:
+    """The records that torch's own zip reader (the one ``torch.load``
+    uses) finds in ``file``; empty where this torch cannot list them."""
+    reader = getattr(torch._C, 'PyTorchFileReader', None)
+    if reader is None or not hasattr(reader, 'get_all_records'):
+        return []
+    return list(reader(file).get_all_records())
+
+
+def _not_torch_save(records: Iterable[str]) -> List[str]:
+    return [
+        r for r in records
+        if r not in _TORCH_SAVE_RECORDS and not _STORAGE_RECORD.match(r)
+    ]
+
+
+def _foreign_records(file: BinaryIO) -> Tuple[List[str], bool]:
+    """The records of a zip checkpoint that ``torch.save`` does not write
+    (as Python's ``zipfile``, then torch's reader see them), and whether it
+    has ``data.pkl``; ``file`` is left at its start."""
+    file.seek(0)
+    records = _zipfile_records(file)
+    foreign = _not_torch_save(records)
+    if not foreign:
+        file.seek(0)
+        foreign = _not_torch_save(_torch_records(file))
+    file.seek(0)
+    return foreign, 'data.pkl' in records
+
+
+def _check_zip_records(file: BinaryIO, filename: str) -> None:
+    """Refuse a zip archive that is not a plain ``torch.save`` checkpoint,
+    before ``torch.load`` opens it (it would hand a TorchScript archive to
+    ``torch.jit.load``, which runs the archive's code)."""
+    if file.read(len(_ZIP_MAGIC)) != _ZIP_MAGIC:
+        file.seek(0)
+        return  # a legacy torch.save pickle: the unpickler guards it
+    try:
+        foreign, has_pickle = _foreign_records(file)
+    except (zipfile.BadZipFile, RuntimeError, OSError, ValueError,
+            EOFError) as exc:
+        raise _corrupt(filename, exc) from None
+    if foreign:
+        script = any(r == 'constants.pkl' or r.startswith('code/')
+                     for r in foreign)
+        what = ('a TorchScript archive written by torch.jit.save'
+                if script else 'a zip archive with records that torch.save '
+                'does not write')
+        raise UnsafeCheckpointError(
+            f'refused to load {filename!r}: it is {what} '
+            f'({abbreviate(foreign, 3)}), and opening it as a checkpoint '
+            'could run code from it; if you trust its author, open it with '
+            'torch.jit.load and save the state_dict() of the module it '
+            'gives with torch.save.')
+    if not has_pickle:
+        raise _corrupt(filename, KeyError('the zip archive has no data.pkl'))
+
+
+def _torch_load(file: BinaryIO, map_location: Any,
                 restricted: Optional[bool] = None) -> Any:
-    """``torch.load`` with the allow-list, whichever torch this is.
+    """``torch.load`` of an open file with the allow-list, whichever torch
+    this is (its zip records were checked by :func:`_check_zip_records`).
 
     ``restricted=None`` picks ``weights_only=True`` where torch enforces
     the whole list (>= 2.6) and :class:`RestrictedUnpickler` elsewhere.
@@ -250,12 +353,11 @@ def _torch_load(filename: str, map_location: Any,
         restricted = not WEIGHTS_ONLY_ENFORCES_ALLOW_LIST
     if not restricted:
         register_safe_globals()
-        return torch.load(
-            filename, map_location=map_location, weights_only=True)
+        return torch.load(file, map_location=map_location, weights_only=True)
     # weights_only=False only because torch refuses a pickle_module with
     # weights_only=True; the restricted unpickler does the refusing here.
     return torch.load(
-        filename,
+        file,
         map_location=map_location,
         pickle_module=_RestrictedPickleModule,
         weights_only=False)
@@ -276,8 +378,10 @@ def load_checkpoint_file(filename: Any,
     Raises:
         TypeError: ``filename`` is not a path.
         FileNotFoundError: The file does not exist.
-        UnsafeCheckpointError: The file holds objects outside the allow-list
-            (such a pickle could run code when loaded).
+        UnsafeCheckpointError: The file is a zip archive with records that
+            ``torch.save`` does not write (a TorchScript archive...), or
+            holds objects outside the allow-list; loading either could run
+            code.
         ValueError: The file is truncated, corrupt or not a checkpoint.
     """
     if not isinstance(filename, (str, os.PathLike)):
@@ -293,7 +397,24 @@ def load_checkpoint_file(filename: Any,
             f'checkpoint file {filename!r} does not exist; check the path '
             '(or the init_cfg / load_from / --resume argument that gave it).')
     try:
-        checkpoint = _torch_load(filename, map_location, restricted)
+        file = open(filename, 'rb')
+    except OSError as exc:
+        raise _corrupt(filename, exc) from None
+    with file:
+        # The records are checked in the file torch.load reads next.
+        _check_zip_records(file, filename)
+        checkpoint = _load_checked(file, filename, map_location, restricted)
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f'{filename!r} holds a {type(checkpoint).__name__}, '
+                         'not a checkpoint dict of tensors.')
+    return checkpoint
+
+
+def _load_checked(file: BinaryIO, filename: str, map_location: Any,
+                  restricted: Optional[bool]) -> Any:
+    """:func:`_torch_load`, its errors reported as one sentence."""
+    try:
+        return _torch_load(file, map_location, restricted)
     except pickle.UnpicklingError as exc:
         if isinstance(exc, _Refused) or 'Weights only load failed' in str(
                 exc):
@@ -308,10 +429,6 @@ def load_checkpoint_file(filename: Any,
             UnicodeDecodeError, ValueError, KeyError, IndexError,
             AttributeError, TypeError) as exc:
         raise _corrupt(filename, exc) from None
-    if not isinstance(checkpoint, Mapping):
-        raise ValueError(f'{filename!r} holds a {type(checkpoint).__name__}, '
-                         'not a checkpoint dict of tensors.')
-    return checkpoint
 
 
 def _first_line(exc: BaseException) -> str:
@@ -356,7 +473,7 @@ def get_state_dict(checkpoint: Mapping, filename: str = '') -> 'OrderedDict':
         raise ValueError(
             f'{filename!r} has no state dict of tensors (looked under '
             f"'state_dict', 'model' and the top level; its keys are "
-            f'{_head(checkpoint)}).')
+            f'{abbreviate(checkpoint)}).')
     if all(k.startswith('module.') for k in state_dict):
         state_dict = OrderedDict(
             (k[len('module.'):], v) for k, v in state_dict.items())
@@ -382,37 +499,169 @@ def split_unbuilt(state_dict: Mapping[str, Any], prefixes: Tuple[str, ...]
     return kept, [k for k in state_dict if k.startswith(prefixes)]
 
 
-def _head(keys: Iterable, n: int = 5) -> str:
-    """The first ``n`` items of ``keys`` for an error message."""
+def abbreviate(keys: Iterable, n: int = 5) -> str:
+    """The first ``n`` items of ``keys`` for an error message, and how many
+    there are in all when that is more."""
     keys = list(keys)
     more = f' ... ({len(keys)} in all)' if len(keys) > n else ''
     return ', '.join(map(str, keys[:n])) + more
 
 
-def _hint(model: torch.nn.Module, missing: List[str],
-          unexpected: List[str]) -> str:
-    own_hint = getattr(model, 'checkpoint_hint', None)
-    if own_hint is not None:  # a backbone that knows its own files
-        return own_hint(missing, unexpected)
-    name = type(model).__name__
-    if any(k.startswith(('layer1.', 'layer2.')) for k in unexpected):
-        return (' It looks like a plain ResNet checkpoint: it has no RLA '
-                'modules (stage_bns, conv_outs, recurrent_convs), so it cannot '
-                'initialise an RLA backbone.')
-    if any('.eca.' in k for k in unexpected):
-        return (' The file has ECA weights: it is an RLA-ECANet checkpoint; '
-                "use type='RLAECANet'.")
-    if any('.eca.' in k for k in missing) and not any('.eca.' in k
-                                                     for k in unexpected):
-        return (f' The file has no ECA weights: it is an RLA-ResNet '
-                f"checkpoint; use type='RLAResNet' instead of {name}.")
-    if any(k.startswith('backbone.') for k in unexpected):
-        return (" It looks like a whole-detector checkpoint: add "
-                "prefix='backbone.' to the init_cfg.")
-    if any(k.startswith('stages.') for k in unexpected + missing):
-        return (' The number of blocks differs: check that depth matches '
-                'the checkpoint (e.g. 50 vs 101).')
-    return ''
+def fit_state_dict(state_dict: Mapping[str, torch.Tensor],
+                   model: torch.nn.Module,
+                   unbuilt: Tuple[str, ...],
+                   source: str,
+                   target: str,
+                   hint: Optional[Callable[[List[str], List[str]], str]] = None
+                   ) -> Tuple['OrderedDict', List[str]]:
+    """The tensors of ``state_dict`` that ``model`` takes, in its key order.
+
+    Keys starting with ``unbuilt`` are dropped; every other key must be one
+    of ``model``'s with its shape, and every key of ``model`` must be there
+    (BatchNorm's ``num_batches_tracked`` counters, which older files lack,
+    excepted). The loader and both converters check files with this.
+
+    Args:
+        state_dict: The checkpoint's tensors.
+        model: The module they are for (a backbone or a whole detector).
+        unbuilt: Key prefixes without a module in ``model``.
+        source: The file, as named in the error (e.g. ``repr(path)``).
+        target: The model, as named in the error.
+        hint: ``hint(missing, unexpected)`` returns what a mismatching
+            file probably is (e.g.
+            :meth:`CheckpointAdapterMixin.checkpoint_hint`), appended to
+            the error.
+
+    Returns:
+        The kept tensors and the dropped keys.
+
+    Raises:
+        ValueError: naming ``source``, ``target`` and the first missing,
+            unexpected and mismatching keys.
+    """
+    own = model.state_dict()
+    kept, dropped = split_unbuilt(state_dict, unbuilt)
+    missing = [
+        k for k in own
+        if k not in kept and not k.endswith('num_batches_tracked')
+    ]
+    unexpected = [k for k in kept if k not in own]
+    shapes = [
+        f'{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+        for k, v in kept.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f'missing keys: {abbreviate(missing)}')
+        if unexpected:
+            parts.append(f'unexpected keys: {abbreviate(unexpected)}')
+        if shapes:
+            parts.append(f'shape mismatches: {abbreviate(shapes, 3)}')
+        raise ValueError(f'{source} does not fit {target}: ' +
+                         '; '.join(parts) + '.' +
+                         (hint(missing, unexpected) if hint else ''))
+    return OrderedDict((k, kept[k]) for k in own if k in kept), dropped
+
+
+# ------------------------------------------------ what a backbone declares
+class CheckpointAdapterMixin(metaclass=ABCMeta):
+    """What the checkpoint loader and the converters need of a backbone.
+
+    A backbone declares how its checkpoints are laid out: the modules it
+    does not build (:meth:`unbuilt_prefixes`), checks of stored layouts it
+    reads (:meth:`check_state_dict`), and hints for the common mistakes
+    (the plain network of its family through :attr:`plain_network`,
+    :attr:`plain_key_prefixes` and :attr:`rla_modules`; its own variants
+    through :meth:`variant_hint`). :func:`load_backbone_weights`, the
+    converters and ``load_state_dict`` (through ``_load_from_state_dict``)
+    use these and nothing else. List it before ``BaseModule`` in the bases.
+    """
+
+    #: The network of the family without RLA, for the hint on its files.
+    plain_network: str = ''
+    #: Key prefixes only that network's checkpoints have.
+    plain_key_prefixes: Tuple[str, ...] = ()
+    #: The RLA modules that network lacks, named in the hint.
+    rla_modules: Tuple[str, ...] = ()
+
+    @abstractmethod
+    def describe(self) -> str:
+        """A short description of the configuration, for error messages."""
+
+    @abstractmethod
+    def unbuilt_prefixes(self) -> Tuple[str, ...]:
+        """Key prefixes of checkpoints that this backbone has no module
+        for; loading drops them quietly."""
+
+    @staticmethod
+    def check_state_dict(state_dict: Mapping[str, torch.Tensor],
+                         source: str = 'the state dict',
+                         prefix: str = '') -> None:
+        """Refuse a state dict whose stored layout this backbone cannot
+        take (keys under ``prefix``; ``source`` names it in the error).
+        Every layout passes unless a backbone says otherwise."""
+
+    def variant_hint(self, missing: List[str], unexpected: List[str]) -> str:
+        """A sentence on which variant of this backbone a mismatching file
+        is from (``''`` when none fits)."""
+        return ''
+
+    @staticmethod
+    def marker_hint(missing: List[str], unexpected: List[str], marker: str,
+                    has: str, lacks: str) -> str:
+        """``has`` when only the file has keys with ``marker`` in them,
+        ``lacks`` when only the model has them, else ``''``."""
+        if any(marker in k for k in unexpected):
+            return has
+        if any(marker in k for k in missing):
+            return lacks
+        return ''
+
+    @classmethod
+    def file_kind_hint(cls, keys: Iterable[str],
+                       detector_advice: str = "add prefix='backbone.' to "
+                       'the init_cfg') -> str:
+        """A sentence for a file of another kind (``keys`` are the ones
+        the backbone does not have): a plain network of the family, or a
+        whole detector (then ``detector_advice`` says what to do)."""
+        keys = list(keys)
+        if cls.plain_key_prefixes and any(
+                k.startswith(cls.plain_key_prefixes) for k in keys):
+            return (f' It looks like a plain {cls.plain_network} checkpoint: '
+                    f'it has no RLA modules ({", ".join(cls.rla_modules)}), '
+                    'so it cannot initialise an RLA backbone.')
+        if any(k.startswith('backbone.') for k in keys):
+            return (' It looks like a whole-detector checkpoint: '
+                    f'{detector_advice}.')
+        return ''
+
+    def checkpoint_hint(self, missing: List[str],
+                        unexpected: List[str]) -> str:
+        """A sentence on what a mismatching checkpoint probably is."""
+        return (self.file_kind_hint(unexpected)
+                or self.variant_hint(missing, unexpected))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Whichever loader is used (MMEngine's load_checkpoint, a plain
+        # load_state_dict), the stored layout is checked and the tensors of
+        # unbuilt modules are not reported as unexpected keys.
+        self.check_state_dict(state_dict, prefix=prefix)
+        _, unbuilt = split_unbuilt(
+            state_dict, tuple(prefix + p for p in self.unbuilt_prefixes()))
+        for key in unbuilt:
+            del state_dict[key]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def detector_unbuilt(detector: torch.nn.Module) -> Tuple[str, ...]:
+    """The unbuilt prefixes of a detector's RLA backbone, under
+    ``backbone.`` (none for another backbone)."""
+    backbone = getattr(detector, 'backbone', None)
+    if not isinstance(backbone, CheckpointAdapterMixin):
+        return ()
+    return tuple('backbone.' + p for p in backbone.unbuilt_prefixes())
 
 
 def load_backbone_weights(model: torch.nn.Module,
@@ -435,6 +684,11 @@ def load_backbone_weights(model: torch.nn.Module,
             for a whole-detector checkpoint) and strip it.
         map_location: Passed to :func:`torch.load`.
     """
+    if not isinstance(model, CheckpointAdapterMixin):
+        raise TypeError(
+            f'load_backbone_weights needs an RLA backbone (a subclass of '
+            f'CheckpointAdapterMixin), got {type(model).__name__}; load other '
+            "models with MMEngine's load_checkpoint.")
     checkpoint = load_checkpoint_file(filename, map_location)
     state_dict = get_state_dict(checkpoint, str(filename))
     if prefix:
@@ -449,41 +703,19 @@ def load_backbone_weights(model: torch.nn.Module,
         if not picked:
             raise ValueError(f'{filename!r} has no key starting with '
                              f'prefix={prefix!r}; its first keys are '
-                             f'{_head(state_dict)}.')
+                             f'{abbreviate(state_dict)}.')
         state_dict = picked
-    check = getattr(model, 'check_state_dict', None)
-    if check is not None:  # e.g. RLAMobileNetV2's copies of a shared conv
-        check(state_dict, repr(str(filename)))
-    state_dict, dropped = split_unbuilt(state_dict, model.unbuilt_prefixes())
-    own = model.state_dict()
-    missing = [
-        k for k in own
-        if k not in state_dict and not k.endswith('num_batches_tracked')
-    ]
-    unexpected = [k for k in state_dict if k not in own]
-    shapes = [
-        f'{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-        for k, v in state_dict.items()
-        if k in own and tuple(v.shape) != tuple(own[k].shape)
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f'missing keys: {_head(missing)}')
-        if unexpected:
-            parts.append(f'unexpected keys: {_head(unexpected)}')
-        if shapes:
-            parts.append(f'shape mismatches: {_head(shapes, 3)}')
-        raise ValueError(
-            f'{filename!r} does not fit {type(model).__name__}'
-            f'({model.describe()}): ' + '; '.join(parts) + '.' +
-            _hint(model, missing, unexpected))
+    source = repr(str(filename))
+    model.check_state_dict(state_dict, source)
+    state_dict, dropped = fit_state_dict(
+        state_dict, model, model.unbuilt_prefixes(), source,
+        f'{type(model).__name__}({model.describe()})', model.checkpoint_hint)
     model.load_state_dict(state_dict, strict=False)
     print_log(
         f'{type(model).__name__}: loaded {len(state_dict)} tensors from '
         f'{filename}' + (f' (prefix {prefix!r})' if prefix else '') +
         (f'; ignored {len(dropped)} tensors of unbuilt modules '
-         f'({_head(dropped, 2)})' if dropped else ''),
+         f'({abbreviate(dropped, 2)})' if dropped else ''),
         logger='current')
 
 

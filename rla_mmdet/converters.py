@@ -31,15 +31,14 @@ import hashlib
 import os
 import os.path as osp
 import re
-from collections import OrderedDict
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 import torch.nn as nn
 
 from .backbones import RLAECANet, RLAMobileNetV2, RLAResNet
-from .checkpoint import (_head, get_state_dict, load_checkpoint_file,
-                         split_unbuilt)
+from .checkpoint import (abbreviate, detector_unbuilt, fit_state_dict,
+                         get_state_dict, load_checkpoint_file)
 from .version import __version__
 from .zoo import DETECTORS
 
@@ -50,6 +49,14 @@ __all__ = [
 
 #: Written to the ``meta`` of every converted file.
 CONVERTER_VERSION = '1.0'
+
+#: What to do with a detector checkpoint given to the ImageNet converter.
+_DETECTOR_ADVICE = ('convert it with '
+                    'tools/model_converters/rla_mmdet2_to_mmdet3.py')
+#: The hint of a converter for a file that does not fit, if none better.
+_NOT_UNDERSTOOD = (' Nothing was written: a converter only converts files '
+                   'it fully understands; check that this is the right kind '
+                   'of checkpoint (and config).')
 
 _BACKBONE_NAMES = {
     (50, False): 'rla-r50',
@@ -98,16 +105,11 @@ def infer_backbone(state_dict: Mapping[str, torch.Tensor],
             s, b = int(m.group(1)), int(m.group(2))
             blocks[s] = max(blocks.get(s, 0), b + 1)
     if not blocks:
-        hint = ''
-        if any(k.startswith('layer1.') for k in keys):
-            hint = (' It looks like a plain ResNet checkpoint (layer1, '
-                    'layer2...), which has no RLA modules.')
-        elif not prefix and any(k.startswith('backbone.') for k in keys):
-            hint = (' It looks like a whole-detector checkpoint; convert it '
-                    'with tools/model_converters/rla_mmdet2_to_mmdet3.py.')
+        hint = (RLAResNet.file_kind_hint(keys, _DETECTOR_ADVICE)
+                or RLAMobileNetV2.file_kind_hint(keys, _DETECTOR_ADVICE))
         raise ValueError(
             f'{what} has no RLA block keys ({prefix}stages.S.B.*); its first '
-            f'keys are {_head(state_dict)}.{hint}')
+            f'keys are {abbreviate(state_dict)}.{hint}')
     if sorted(blocks) != list(range(4)):
         raise ValueError(f'{what} has RLA stages {sorted(blocks)}; the '
                          'published networks have the four stages 0-3.')
@@ -179,40 +181,6 @@ def _build_backbone(cfg: Dict[str, Any]) -> torch.nn.Module:
     return cls(**cfg)
 
 
-def _match(state_dict: Mapping[str, torch.Tensor], model: nn.Module,
-           ignored: Tuple[str, ...], what: str,
-           target: str) -> Tuple['OrderedDict', List[str]]:
-    """The tensors of ``state_dict`` in the order of ``model``'s keys.
-
-    Keys starting with ``ignored`` are dropped (and returned); anything else
-    must match the model's keys and shapes exactly, apart from BN's
-    ``num_batches_tracked`` counters, which older files may lack.
-    """
-    own = model.state_dict()
-    kept, dropped = split_unbuilt(state_dict, ignored)
-    unknown = [k for k in kept if k not in own]
-    if unknown:
-        raise ValueError(
-            f'{what} has keys that {target} does not have: {_head(unknown)}. '
-            'Refusing to convert a file this converter does not fully '
-            'understand; check that it is the right kind of checkpoint.')
-    missing = [
-        k for k in own
-        if k not in kept and not k.endswith('num_batches_tracked')
-    ]
-    if missing:
-        raise ValueError(f'{what} lacks keys of {target}: {_head(missing)}.')
-    shapes = [
-        f'{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-        for k, v in kept.items() if tuple(v.shape) != tuple(own[k].shape)
-    ]
-    if shapes:
-        raise ValueError(f'{what} does not fit {target}: shape mismatches '
-                         f'{_head(shapes, 3)}.')
-    ordered = OrderedDict((k, kept[k]) for k in own if k in kept)
-    return ordered, dropped
-
-
 def _prefixes(dropped: List[str]) -> List[str]:
     """``['bn2', 'fc', 'stage_bns.3.2']`` for the dropped keys."""
     names = []
@@ -270,7 +238,7 @@ def imagenet_to_mmdet(src: str, dst: str,
         raise ValueError(
             f'{src!r} has no "state_dict"; the authors\' ImageNet files are '
             'dicts with epoch, arch, state_dict, best_acc1 and optimizer '
-            f'(this one has {_head(checkpoint)}).')
+            f'(this one has {abbreviate(checkpoint)}).')
     state_dict = get_state_dict(checkpoint, src)
     backbone_cfg = infer_backbone(state_dict, filename=src)
     is_eca = backbone_cfg['type'] == 'RLAECANet' or backbone_cfg.get('eca')
@@ -283,9 +251,11 @@ def imagenet_to_mmdet(src: str, dst: str,
             f'{src!r} is an {kind} checkpoint ({has} ECA weights), but '
             f'{"--eca" if eca else "no ECA"} was asked for.')
     model = _build_backbone(backbone_cfg)
-    weights, dropped = _match(state_dict, model, model.unbuilt_prefixes(),
-                              repr(src), f'{backbone_cfg["type"]}'
-                              f'({model.describe()})')
+    weights, dropped = fit_state_dict(
+        state_dict, model, model.unbuilt_prefixes(), repr(src),
+        f'{backbone_cfg["type"]}({model.describe()})',
+        lambda missing, unexpected: model.checkpoint_hint(
+            missing, unexpected) or _NOT_UNDERSTOOD)
     meta = dict(
         source=osp.basename(src),
         source_sha256=sha256sum(src),
@@ -313,7 +283,7 @@ def _detector_family(keys: List[str], what: str) -> str:
         f'{what} is none of the detectors of the paper: it has no '
         'roi_head.mask_head.* (Mask R-CNN), roi_head.bbox_head.* (Faster '
         f'R-CNN) or bbox_head.retina_cls.* (RetinaNet) keys; its first keys '
-        f'are {_head(keys)}.')
+        f'are {abbreviate(keys)}.')
 
 
 def _zoo_config(family: str, backbone_cfg: Dict[str, Any], what: str,
@@ -397,7 +367,7 @@ def mmdet2_to_mmdet3(src: str,
             not isinstance(meta, Mapping):
         raise ValueError(
             f'{what} is not an mmdetection 2.x checkpoint: expected '
-            f'"state_dict" and "meta", found {_head(checkpoint)}.')
+            f'"state_dict" and "meta", found {abbreviate(checkpoint)}.')
     version = str(meta.get('mmdet_version', ''))
     if not version.startswith('2.'):
         if version:
@@ -421,7 +391,7 @@ def mmdet2_to_mmdet3(src: str,
     if not isinstance(backbone, RLAResNet):
         raise ValueError(f'the backbone of {config!r} is '
                          f'{type(backbone).__name__}, not an RLA backbone.')
-    ignored = tuple('backbone.' + p for p in backbone.unbuilt_prefixes())
+    ignored = detector_unbuilt(model)
     if configs_dir is not None:
         # Under the clone's configs/: recorded as configs/<family>/<file>.
         configs_dir = osp.abspath(configs_dir)
@@ -430,8 +400,10 @@ def mmdet2_to_mmdet3(src: str,
             config = osp.join(
                 osp.basename(configs_dir),
                 osp.relpath(config_path, configs_dir))
-    weights, dropped = _match(state_dict, model, ignored, what,
-                              f'the {type(model).__name__} of {config!r}')
+    weights, dropped = fit_state_dict(
+        state_dict, model, ignored, what,
+        f'the {type(model).__name__} of {config!r}',
+        lambda missing, unexpected: _NOT_UNDERSTOOD)
     new_meta = dict(
         dataset_meta=dict(classes=tuple(classes)),
         source=osp.basename(src),

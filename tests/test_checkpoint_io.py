@@ -2,10 +2,15 @@
 
 The restricted unpickler is what torch < 2.6 uses; it is tested here on the
 installed torch whichever it is (``restricted=True``), so the main stack
-checks it too.
+checks it too. So is the refusal of TorchScript archives, which torch.load
+would hand to torch.jit.load on either route.
 """
 import os
+import subprocess
+import sys
+import zipfile
 from collections import OrderedDict
+from typing import Tuple
 
 import numpy as np
 import pytest
@@ -17,10 +22,14 @@ from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 from rla_mmdet import RLAResNet
-from rla_mmdet.checkpoint import (UnsafeCheckpointError, get_state_dict,
+from rla_mmdet.checkpoint import (WEIGHTS_ONLY_ENFORCES_ALLOW_LIST,
+                                  UnsafeCheckpointError, get_state_dict,
                                   load_checkpoint_file)
-from rla_mmdet.engine import checkpoint_io_enabled, restore_checkpoint_io
+from rla_mmdet.converters import imagenet_to_mmdet, mmdet2_to_mmdet3
+from rla_mmdet.engine import (checkpoint_io_enabled, enable_checkpoint_io,
+                              restore_checkpoint_io)
 from rla_mmdet.engine.fileio import current_checkpoint_io
+from helpers import load_tool
 
 
 class _Payload:
@@ -180,3 +189,143 @@ def test_runner_with_the_hook_resumes_and_refuses_a_crafted_file(tmp_path):
         # IO stays on; put MMEngine's back for the tests that follow.
         restore_checkpoint_io(before)
     assert not marker.exists()
+
+
+# ------------------------------------------------------ TorchScript archives
+#: What the TorchScript ``__setstate__`` of :class:`_LoudOnLoad` prints.
+SETSTATE_MARKER = 'rla-mmdet-test: TorchScript __setstate__ ran'
+
+#: The sentence every loader raises for the archive.
+TORCHSCRIPT_REFUSED = (r"refused to load '.*scripted\.pth': it is a "
+                       r'TorchScript archive .*could run code.*torch\.jit'
+                       r'\.load')
+
+
+class _LoudOnLoad(nn.Module):
+    """A module whose TorchScript ``__setstate__`` prints
+    :data:`SETSTATE_MARKER`; ``torch.jit.load`` runs it."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer('scale', torch.ones(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+    @torch.jit.export
+    def __getstate__(self) -> Tuple[torch.Tensor, bool]:
+        return (self.scale, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: Tuple[torch.Tensor, bool]) -> None:
+        print('rla-mmdet-test: TorchScript __setstate__ ran')
+        self.scale = state[0]
+        self.training = state[1]
+
+
+@pytest.fixture
+def scripted(tmp_path):
+    """A TorchScript archive (``torch.jit.script`` + ``torch.jit.save``)
+    named like a checkpoint."""
+    path = tmp_path / 'scripted.pth'
+    torch.jit.save(torch.jit.script(_LoudOnLoad()), str(path))
+    return path
+
+
+def test_torchscript_archive_is_refused_before_its_code_runs(scripted):
+    # In a fresh process, whose whole output is captured: every route of
+    # the loader refuses the archive, then torch.jit.load opens it, which
+    # shows that the marker is printed when the archive's code runs.
+    routes = [True, None] + ([False] if WEIGHTS_ONLY_ENFORCES_ALLOW_LIST
+                             else [])
+    script = '\n'.join([
+        'import torch',
+        'from rla_mmdet.checkpoint import UnsafeCheckpointError, '
+        'load_checkpoint_file',
+        f'for restricted in {routes!r}:',
+        '    try:',
+        f'        load_checkpoint_file({str(scripted)!r}, '
+        'restricted=restricted)',
+        '    except UnsafeCheckpointError as exc:',
+        "        print('REFUSED', restricted, exc, flush=True)",
+        "print('LOADERS DONE', flush=True)",
+        f'torch.jit.load({str(scripted)!r})',
+    ])
+    out = subprocess.run([sys.executable, '-c', script],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:]
+    lines = out.stdout.splitlines()
+    refused = [line for line in lines if line.startswith('REFUSED')]
+    assert [line.split()[1] for line in refused] == [str(r) for r in routes]
+    for line in refused:
+        assert 'TorchScript archive' in line and 'torch.jit.load' in line
+    # Printed once: by torch.jit.load, after the loaders.
+    assert out.stdout.count(SETSTATE_MARKER) == 1, out.stdout[-2000:]
+    assert lines.index('LOADERS DONE') < lines.index(SETSTATE_MARKER)
+
+
+def test_torchscript_archive_through_every_loader(scripted, tmp_path,
+                                                  capfd):
+    # init_cfg Pretrained
+    model = RLAResNet(depth=18, init_cfg=dict(type='Pretrained',
+                                              checkpoint=str(scripted)))
+    with pytest.raises(UnsafeCheckpointError, match=TORCHSCRIPT_REFUSED):
+        model.init_weights()
+    # MMEngine's loader as tools/test.py and tools/demo.py switch it
+    before = enable_checkpoint_io()
+    try:
+        with pytest.raises(UnsafeCheckpointError, match=TORCHSCRIPT_REFUSED):
+            from mmengine.runner.checkpoint import load_checkpoint
+            load_checkpoint(nn.Linear(2, 1), str(scripted))
+    finally:
+        restore_checkpoint_io(before)
+    # load_from of a Runner with CheckpointIOHook (--resume takes this
+    # loader too)
+    before = current_checkpoint_io()
+    try:
+        with pytest.raises(UnsafeCheckpointError, match=TORCHSCRIPT_REFUSED):
+            _runner(tmp_path / 'run', 1, load_from=str(scripted)).train()
+    finally:
+        restore_checkpoint_io(before)
+    # both converters, as functions and as tools
+    dst = tmp_path / 'out.pth'
+    with pytest.raises(UnsafeCheckpointError, match=TORCHSCRIPT_REFUSED):
+        imagenet_to_mmdet(str(scripted), str(dst))
+    with pytest.raises(UnsafeCheckpointError, match=TORCHSCRIPT_REFUSED):
+        mmdet2_to_mmdet3(str(scripted), str(dst), configs_dir=str(tmp_path))
+    for tool in ('rla_imagenet_to_mmdet', 'rla_mmdet2_to_mmdet3'):
+        main = load_tool(f'model_converters/{tool}.py').main
+        with pytest.raises(UnsafeCheckpointError,
+                           match=TORCHSCRIPT_REFUSED):
+            main([str(scripted), str(dst)])
+    assert not dst.exists()
+    assert SETSTATE_MARKER not in ''.join(capfd.readouterr())
+
+
+def test_zip_records_torch_save_does_not_write_are_refused(tmp_path):
+    good = tmp_path / 'good.pth'
+    torch.save(dict(state_dict=OrderedDict(w=torch.ones(2))), good)
+    assert torch.equal(load_checkpoint_file(good)['state_dict']['w'],
+                       torch.ones(2))
+    with zipfile.ZipFile(good) as archive:
+        names = archive.namelist()
+        folder = names[0].split('/')[0]
+        records = {name: archive.read(name) for name in names}
+    # An extra record, as torch.jit.save writes, in a plain checkpoint
+    extra = tmp_path / 'extra.pth'
+    with zipfile.ZipFile(extra, 'w') as archive:
+        for name, data in records.items():
+            archive.writestr(name, data)
+        archive.writestr(f'{folder}/extra/notes.txt', b'hello')
+    with pytest.raises(UnsafeCheckpointError,
+                       match=r"extra\.pth': it is a zip archive with "
+                       r'records that torch\.save does not write '
+                       r'\(extra/notes\.txt\)'):
+        load_checkpoint_file(extra)
+    # A zip without the pickle is no checkpoint
+    empty = tmp_path / 'no_pickle.pth'
+    with zipfile.ZipFile(empty, 'w') as archive:
+        archive.writestr(f'{folder}/version', b'3\n')
+    with pytest.raises(ValueError, match=r'no_pickle\.pth.*not a readable'):
+        load_checkpoint_file(empty)

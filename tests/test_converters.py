@@ -200,11 +200,11 @@ def test_imagenet_cli_and_eca_inference(tmp_path, capsys, r18_file):
 @pytest.mark.parametrize('change,message', [
     (lambda s: s.__setitem__('module.stages.0.0.extra.weight',
                              torch.zeros(1)),
-     "keys that RLAResNet.* does not have: stages.0.0.extra.weight"),
+     'does not fit RLAResNet.*: unexpected keys: stages.0.0.extra.weight'),
     (lambda s: s.__setitem__('module.head.weight', torch.zeros(1)),
-     'does not have: head.weight'),
+     'unexpected keys: head.weight.* Nothing was written'),
     (lambda s: s.pop('module.conv_outs.1.weight'),
-     'lacks keys of RLAResNet.*: conv_outs.1.weight'),
+     'does not fit RLAResNet.*: missing keys: conv_outs.1.weight'),
     (lambda s: s.__setitem__('module.recurrent_convs.0.weight',
                              torch.zeros(32, 32, 1, 1)),
      r'recurrent_convs.0.weight: file \(32, 32, 1, 1\)'),
@@ -320,10 +320,10 @@ def _mmdet2_variant(tmp_path, mask_r18, change):
 @pytest.mark.parametrize('change,message', [
     (lambda c: c['state_dict'].__setitem__(
         'roi_head.bbox_head.fc_extra.weight', torch.zeros(2)),
-     'keys that the MaskRCNN of .* does not have: '
+     'does not fit the MaskRCNN of .*: unexpected keys: '
      'roi_head.bbox_head.fc_extra.weight'),
     (lambda c: c['state_dict'].pop('neck.fpn_convs.0.conv.weight'),
-     'lacks keys .*neck.fpn_convs.0.conv.weight'),
+     'missing keys: .*neck.fpn_convs.0.conv.weight'),
     (lambda c: c['meta'].__setitem__('mmdet_version', '3.3.0'),
      'reads 2.x files only'),
     (lambda c: c['meta'].pop('mmdet_version'), 'no meta.mmdet_version'),

@@ -166,7 +166,7 @@ def test_demo_errors(setup, tmp_path):
     state.pop('roi_head.mask_head.conv_logits.weight')
     wrong = tmp_path / 'wrong.pth'
     torch.save({'state_dict': state}, str(wrong))
-    with pytest.raises(ValueError, match='missing keys .*conv_logits'):
+    with pytest.raises(ValueError, match='missing keys: .*conv_logits'):
         demo.main([setup['val'], setup['config'], str(wrong), '--out-dir',
                    str(tmp_path / 'out')])
     assert not (tmp_path / 'out').exists()

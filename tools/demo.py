@@ -34,7 +34,8 @@ import torch  # noqa: E402
 from mmdet.apis import DetInferencer  # noqa: E402
 
 import rla_mmdet  # noqa: E402,F401  registers the RLA backbones
-from rla_mmdet.checkpoint import get_state_dict  # noqa: E402
+from rla_mmdet.checkpoint import (detector_unbuilt,  # noqa: E402
+                                  fit_state_dict, get_state_dict)
 from rla_mmdet.engine import enable_checkpoint_io  # noqa: E402
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -139,24 +140,12 @@ class _Inferencer(DetInferencer):
 
     def _load_weights_to_model(self, model, checkpoint, cfg):
         if checkpoint is not None:
-            state_dict = get_state_dict(checkpoint, self._checkpoint_name)
-            try:
-                result = model.load_state_dict(state_dict, strict=False)
-            except RuntimeError as exc:  # shape mismatches
-                raise ValueError(
-                    f'checkpoint {self._checkpoint_name!r} does not fit the '
-                    f'model of the config: {str(exc).splitlines()[-1].strip()}'
-                    ' Pass the checkpoint trained with this config.') from None
-            missing = [
-                k for k in result.missing_keys
-                if not k.endswith('num_batches_tracked')
-            ]
-            if missing or result.unexpected_keys:
-                raise ValueError(
-                    f'checkpoint {self._checkpoint_name!r} does not fit the '
-                    f'model of the config: missing keys {missing[:3]}, '
-                    f'unexpected keys {result.unexpected_keys[:3]}. Pass the '
-                    'checkpoint trained with this config.')
+            # The same strict check as the backbone loader's.
+            fit_state_dict(
+                get_state_dict(checkpoint, self._checkpoint_name), model,
+                detector_unbuilt(model), repr(self._checkpoint_name),
+                'the model of the config', lambda missing, unexpected:
+                ' Pass the checkpoint trained with this config.')
         super()._load_weights_to_model(model, checkpoint, cfg)
 
 

@@ -26,7 +26,7 @@ from mmcv.cnn import (build_activation_layer, build_conv_layer,
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 
-from ..checkpoint import load_pretrained_init_cfg
+from ..checkpoint import CheckpointAdapterMixin, load_pretrained_init_cfg
 from ._attention import ECA as _ECA
 from ._freezing import FrozenStagesMixin, freeze
 from ._checks import check_bool, check_indices, check_int
@@ -124,7 +124,7 @@ class _RLAInvertedResidual(nn.Module):
 
 
 @MODELS.register_module()
-class RLAMobileNetV2(FrozenStagesMixin, BaseModule):
+class RLAMobileNetV2(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
     """MobileNetV2 with depthwise-separable RLA (the authors' dsRLA).
 
     The arguments and defaults are those of MMDetection's ``MobileNetV2``,
@@ -293,6 +293,10 @@ class RLAMobileNetV2(FrozenStagesMixin, BaseModule):
         return self.recurrent_dsconvs[0]
 
     # ---------------------------------------------------------------- weights
+    plain_network = 'MobileNetV2'
+    plain_key_prefixes = ('layer1.', 'features.')
+    rla_modules = ('stage_bns', 'conv_outs', 'recurrent_dsconvs')
+
     def describe(self) -> str:
         """A short description used in error messages."""
         return (f'widen_factor={self.widen_factor}, rla_channel='
@@ -353,34 +357,14 @@ class RLAMobileNetV2(FrozenStagesMixin, BaseModule):
                     'recurrent_dsconvs.0-4, so this file is corrupt or not an '
                     'RLA-MobileNetV2 checkpoint.')
 
-    def checkpoint_hint(self, missing: List[str],
-                        unexpected: List[str]) -> str:
-        """A sentence on what a mismatching checkpoint probably is."""
-        if any('.conv.3.' in k for k in unexpected):
-            return (' The file has ECA weights (conv.3): it is an '
-                    'RLA-ECA-MobileNetV2 checkpoint; set eca=True.')
-        if any('.conv.3.' in k for k in missing):
-            return (' The file has no ECA weights (conv.3): it is an '
-                    'RLA-MobileNetV2 checkpoint without ECA; set eca=False.')
-        if any(k.startswith('backbone.') for k in unexpected):
-            return (" It looks like a whole-detector checkpoint: add "
-                    "prefix='backbone.' to the init_cfg.")
-        if any(k.startswith(('layer1.', 'features.')) for k in unexpected):
-            return (' It looks like a plain MobileNetV2 checkpoint: it has '
-                    'no RLA modules (stage_bns, conv_outs, '
-                    'recurrent_dsconvs).')
-        return ''
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # Whichever loader is used, the copies of the shared convolution
-        # are checked and the tensors of unbuilt modules are not reported
-        # as unexpected keys.
-        self.check_state_dict(state_dict, prefix=prefix)
-        unbuilt = self.unbuilt_prefixes()
-        for key in [k for k in state_dict if k.startswith(prefix)]:
-            if key[len(prefix):].startswith(unbuilt):
-                del state_dict[key]
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+    def variant_hint(self, missing: List[str], unexpected: List[str]) -> str:
+        """Whether a mismatching file is of the other ECA setting."""
+        return self.marker_hint(
+            missing, unexpected, '.conv.3.',
+            has=(' The file has ECA weights (conv.3): it is an '
+                 'RLA-ECA-MobileNetV2 checkpoint; set eca=True.'),
+            lacks=(' The file has no ECA weights (conv.3): it is an '
+                   'RLA-MobileNetV2 checkpoint without ECA; set eca=False.'))
 
     def init_weights(self) -> None:
         """Kaiming / constant init, or strict loading of a ``Pretrained``

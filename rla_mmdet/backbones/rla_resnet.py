@@ -35,7 +35,7 @@ from mmengine.model.weight_init import constant_init, kaiming_init
 from mmdet.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..checkpoint import load_pretrained_init_cfg, split_unbuilt
+from ..checkpoint import CheckpointAdapterMixin, load_pretrained_init_cfg
 from ..layers import concat_conv, rla_update
 from ._attention import ECA as _ECA
 from ._freezing import FrozenStagesMixin, freeze
@@ -231,7 +231,7 @@ class _RLABottleneck(_RLABlock):
 
 
 @MODELS.register_module()
-class RLAResNet(FrozenStagesMixin, BaseModule):
+class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
     """ResNet with Recurrent Layer Aggregation (RLA-Net, NeurIPS 2021).
 
     The arguments are those of MMDetection's ``ResNet`` with its detection
@@ -534,6 +534,10 @@ class RLAResNet(FrozenStagesMixin, BaseModule):
         return nn.ModuleList(blocks)
 
     # ---------------------------------------------------------------- weights
+    plain_network = 'ResNet'
+    plain_key_prefixes = ('layer1.', 'layer2.')
+    rla_modules = ('stage_bns', 'conv_outs', 'recurrent_convs')
+
     def describe(self) -> str:
         """A short description used in error messages."""
         eca = (f', eca_kernel_sizes={self.eca_kernel_sizes}'
@@ -558,15 +562,21 @@ class RLAResNet(FrozenStagesMixin, BaseModule):
         prefixes.append(f'stage_bns.{last}.{self.stage_blocks[last] - 1}.')
         return tuple(prefixes)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # Whichever loader is used (MMEngine's load_checkpoint, a plain
-        # load_state_dict), the tensors of unbuilt modules are not reported
-        # as unexpected keys.
-        _, unbuilt = split_unbuilt(
-            state_dict, tuple(prefix + p for p in self.unbuilt_prefixes()))
-        for key in unbuilt:
-            del state_dict[key]
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+    def variant_hint(self, missing: List[str], unexpected: List[str]) -> str:
+        """Whether a mismatching file is of the other ECA setting or of
+        another depth."""
+        eca = self.marker_hint(
+            missing, unexpected, '.eca.',
+            has=(' The file has ECA weights: it is an RLA-ECANet checkpoint; '
+                 "use type='RLAECANet'."),
+            lacks=(' The file has no ECA weights: it is an RLA-ResNet '
+                   "checkpoint; use type='RLAResNet' instead of "
+                   f'{type(self).__name__}.'))
+        if eca or not any(k.startswith('stages.')
+                          for k in unexpected + missing):
+            return eca
+        return (' The number of blocks differs: check that depth matches '
+                'the checkpoint (e.g. 50 vs 101).')
 
     def init_weights(self) -> None:
         """Kaiming init (zero last norms), or strict pretrained loading.
