@@ -27,7 +27,7 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 
 from ..checkpoint import load_pretrained_init_cfg
-from ._attention import ECA as _ECA
+from .attention import ECA
 from ._freezing import FrozenStagesMixin, freeze
 from ._checks import check_bool, check_indices, check_int
 
@@ -105,7 +105,7 @@ class _RLAInvertedResidual(nn.Module):
             build_norm_layer(norm_cfg, out_channels)[1],
         ]
         if eca_kernel_size is not None:
-            layers.append(_ECA(eca_kernel_size))
+            layers.append(ECA(out_channels, eca_kernel_size))
         self.conv = nn.Sequential(*layers)
 
     def forward(
