@@ -3,8 +3,8 @@
 Every check raises ``TypeError`` or ``ValueError`` with one sentence that names
 the argument, the value it got and what is allowed, so that a mistake in a
 config file is reported where it was made and never survives ``python -O``.
-:class:`RLAResNet` calls one function, :func:`check_resnet_args`, and
-builds from the checked values.
+The backbones call one function each (:func:`check_resnet_args`,
+:func:`check_mobilenet_v2_args`) and build from the checked values.
 """
 import warnings
 from numbers import Integral
@@ -307,3 +307,34 @@ def check_resnet_args(model: Any, depth: Any, rla_channel: Any,
         groups=check_int('groups', groups, 1),
         width_per_group=check_int('width_per_group', width_per_group, 1))
 
+
+# ------------------------------------------------------------- RLAMobileNetV2
+def check_mobilenet_v2_args(model: Any, widen_factor: Any, out_indices: Any,
+                            frozen_stages: Any, conv_cfg: Any, norm_cfg: Any,
+                            act_cfg: Any, norm_eval: Any, with_cp: Any,
+                            rla_channel: Any, eca: Any) -> Dict[str, Any]:
+    """The arguments of :class:`RLAMobileNetV2` ``model``, checked and
+    normalised, each under its own name."""
+    if isinstance(widen_factor, bool) or not isinstance(
+            widen_factor, (int, float)):
+        raise TypeError(f'widen_factor must be a number > 0, got '
+                        f'{widen_factor!r}.')
+    if not widen_factor > 0:
+        raise ValueError(f'widen_factor must be > 0, got {widen_factor}.')
+    head = model.head_index
+    if conv_cfg is not None and not isinstance(conv_cfg, dict):
+        raise TypeError(f'conv_cfg must be a dict or None, got '
+                        f'{conv_cfg!r}.')
+    return dict(
+        widen_factor=float(widen_factor),
+        out_indices=check_indices('out_indices', out_indices, head,
+                                  f' (0-6: stages, {head}: the head)'),
+        frozen_stages=check_int('frozen_stages', frozen_stages, -1,
+                                len(model.arch_settings)),
+        conv_cfg=conv_cfg,
+        norm_cfg=check_cfg('norm_cfg', norm_cfg),
+        act_cfg=check_cfg('act_cfg', act_cfg),
+        norm_eval=check_bool('norm_eval', norm_eval),
+        with_cp=check_bool('with_cp', with_cp),
+        rla_channel=check_int('rla_channel', rla_channel, 1),
+        eca=check_bool('eca', eca))
