@@ -369,7 +369,9 @@ def test_same_outputs_through_the_attention_argument_and_its_aliases():
     (RLAResNet, dict(se='yes'), TypeError, r'se must be True or False'),
     (RLAECANet, dict(attention='se'), ValueError,
      r"RLAECANet has 'eca' attention in every block, got attention='se'"),
-    (RLAECANet, dict(se=True), ValueError, r'se=True asks for'),
+    (RLAECANet, dict(se=True), ValueError,
+     r"RLAECANet has 'eca' attention in every block, got attention=None, "
+     r'se=True'),
 ])
 def test_bad_attention_raises_clear_errors(cls, kwargs, exc, pattern):
     with pytest.raises(exc, match=pattern):
