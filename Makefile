@@ -15,7 +15,10 @@ main: env
 
 # The test suite (what .ci/run calls): all of it on the newest stack, the
 # core tests on the two older corners.
-test: env env-torch21 env-oldest
+# The three environments are built side by side: one downloads while another
+# compiles mmcv.
+test:
+	$(MAKE) --no-print-directory -j3 --output-sync=target env env-torch21 env-oldest
 	$(PYTHON) -m pytest -q tests
 	$(PYTHON_TORCH21) -m pytest -q -m core tests
 	$(PYTHON_OLDEST) -m pytest -q -m core tests

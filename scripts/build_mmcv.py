@@ -117,7 +117,9 @@ def fetch_sdist(version: str, cache: str) -> str:
                  f'versions: {", ".join(SDIST_SHA256)}.')
     path = osp.join(cache, f'mmcv-{version}.tar.gz')
     if not osp.exists(path):
-        with tempfile.TemporaryDirectory() as tmp:
+        # Downloaded next to its final place and renamed there, so a build
+        # running in parallel never reads half a file.
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
             req = osp.join(tmp, 'mmcv.txt')
             with open(req, 'w') as f:
                 f.write(f'mmcv=={version} '
@@ -130,7 +132,7 @@ def fetch_sdist(version: str, cache: str) -> str:
                  '--no-binary', ':all:', '--no-build-isolation',
                  '--require-hashes', '-r', req, '-d', tmp],
                 check=True, env=dict(os.environ, PIP_CONSTRAINT=''))
-            shutil.move(osp.join(tmp, f'mmcv-{version}.tar.gz'), path)
+            os.replace(osp.join(tmp, f'mmcv-{version}.tar.gz'), path)
     if sha256(path) != SDIST_SHA256[version]:
         os.remove(path)
         sys.exit(f'build_mmcv: {path} does not have the pinned sha256 and '
@@ -165,7 +167,10 @@ def build(version: str, cache: str, jobs: int) -> str:
         print(f'build_mmcv: compiling mmcv {version} with -std={std} for '
               f'torch {torch_version} (about 10 min on 2 cores)',
               file=sys.stderr)
-        env = dict(os.environ, MMCV_WITH_OPS='1', MAX_JOBS=str(jobs))
+        # -g0 cancels the -g of Python's own CFLAGS: the same code without
+        # debug information compiles faster and makes a far smaller wheel.
+        env = dict(os.environ, MMCV_WITH_OPS='1', MAX_JOBS=str(jobs),
+                   CFLAGS=(os.environ.get('CFLAGS', '') + ' -g0').strip())
         subprocess.run(
             [sys.executable, '-m', 'pip', 'wheel', '-q',
              '--disable-pip-version-check', '--no-deps',
@@ -174,8 +179,11 @@ def build(version: str, cache: str, jobs: int) -> str:
         built = [w for w in os.listdir(osp.join(tmp, 'dist'))
                  if w.endswith('.whl')]
         os.makedirs(out, exist_ok=True)
-        # Move into place last, so an interrupted build leaves no wheel.
-        shutil.move(osp.join(tmp, 'dist', built[0]), osp.join(out, built[0]))
+        # Copied beside its final name and renamed last, so an interrupted
+        # build leaves no wheel and nobody sees half of one.
+        partial = osp.join(out, built[0] + '.partial')
+        shutil.copyfile(osp.join(tmp, 'dist', built[0]), partial)
+        os.replace(partial, osp.join(out, built[0]))
     return osp.join(out, built[0])
 
 
