@@ -1,4 +1,5 @@
-"""The RLA-ResNet forward pass written out independently, as the oracle.
+"""The forward passes of the RLA backbones written out independently, as the
+oracles of the tests: RLA-ResNet's, then RLA-MobileNetV2's.
 
 :func:`reference_forward` runs the modules of an :class:`RLAResNet` one by one
 with plain tensor operations: the hidden state starts at zero and is
@@ -7,6 +8,11 @@ hidden-state update reads the block's final output (after the residual add
 and the ReLU), ``h = recurrent_conv(tanh(stage_bn(h + conv_out(x))))``. It
 shares no code with the package's forward, so a mistake in the package's
 architecture (or in any of its operator forms) shows up as a difference.
+
+:func:`reference_mobilenet_v2_forward` is the dsRLA MobileNetV2 of the spec
+(``RLA_MOBILENETV2.md``) in functional ops on the tensors of the published
+state-dict layout, looked up by key: it needs no module of the package at
+all, so a wrong module name, wiring or number shows up too.
 """
 from typing import Tuple
 
@@ -59,3 +65,81 @@ def reference_run_stages(model, img: torch.Tensor):
 def reference_forward(model, img: torch.Tensor) -> Tuple[torch.Tensor, ...]:
     """The outputs of ``model`` (an :class:`RLAResNet`), computed literally."""
     return reference_run_stages(model, img)[0]
+
+
+# ------------------------------------------------------------- MobileNetV2
+K = 32
+# (t, c, n, s) of the spec.
+SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+            (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+
+
+def _bn(x, p, name, training):
+    if training:  # batch statistics; the running ones are left alone
+        return F.batch_norm(x, None, None, p[name + '.weight'],
+                            p[name + '.bias'], True, 0.0, 1e-5)
+    return F.batch_norm(x, p[name + '.running_mean'],
+                        p[name + '.running_var'], p[name + '.weight'],
+                        p[name + '.bias'], False, 0.0, 1e-5)
+
+
+def _relu6(x):
+    return x.clamp(0, 6)
+
+
+def _eca(y, weight):
+    a = y.mean((2, 3)).unsqueeze(1)  # (B, 1, C)
+    a = F.conv1d(a, weight, padding=(weight.shape[-1] - 1) // 2)
+    return y * a.sigmoid().squeeze(1)[:, :, None, None]
+
+
+def reference_mobilenet_v2_forward(p, img, out_indices, eca=False,
+                                   training=False):
+    """The spec's forward pass on the tensors ``p`` (full network layout).
+
+    Stops where the last requested output is computed; the hidden-state
+    update after the last block runs only when output 7 is requested.
+    """
+    bn = lambda x, name: _bn(x, p, name, training)  # noqa: E731
+    x = _relu6(bn(F.conv2d(img, p['conv1.0.weight'], stride=2, padding=1),
+                  'conv1.1'))
+    h = torch.zeros(x.shape[0], K, *x.shape[2:], dtype=x.dtype)
+    inp, outs = 32, []
+    last = max(out_indices)
+    for j, (t, c, n, s) in enumerate(SETTINGS):
+        if j > last:
+            break
+        for i in range(n):
+            pre, stride = f'stages.{j}.{i}.', (s if i == 0 else 1)
+            identity = x
+            if t != 1:
+                e = _relu6(bn(F.conv2d(x, p[pre + 'conv1x1.0.weight']),
+                              pre + 'conv1x1.1'))
+            else:
+                e = x
+            z = torch.cat([e, h], dim=1)
+            z = _relu6(bn(F.conv2d(z, p[pre + 'conv.0.0.weight'],
+                                   stride=stride, padding=1,
+                                   groups=z.shape[1]), pre + 'conv.0.1'))
+            y = bn(F.conv2d(z, p[pre + 'conv.1.weight']), pre + 'conv.2')
+            if eca:
+                y = _eca(y, p[pre + 'conv.3.conv.weight'])
+            x = identity + y if stride == 1 and inp == c else y
+            if stride != 1:
+                h = F.avg_pool2d(h, 2, 2)
+            inp = c
+            if j == last and i == n - 1 and 7 not in out_indices:
+                break
+            u = bn(h + F.conv2d(y, p[f'conv_outs.{j}.weight']),
+                   f'stage_bns.{j}.{i}')
+            h = F.conv2d(torch.tanh(u), p['recurrent_dsconvs.0.weight'],
+                         padding=1, groups=K)
+        if j in out_indices:
+            outs.append(x)
+    if 7 in out_indices:
+        h = _relu6(bn(h, 'bn2'))
+        outs.append(_relu6(bn(F.conv2d(torch.cat([x, h], 1),
+                                       p['conv2.0.weight']), 'conv2.1')))
+    return outs
+
+

@@ -13,7 +13,7 @@ from rla_mmdet import RLAECANet, RLAResNet
 from rla_mmdet.analysis import (RLAClassifier, binary_units,
                                 classifier_complexity, complexity,
                                 count_params, load_curves)
-from rla_spec import reference_forward
+from rla_spec import reference_forward, reference_run_stages
 from helpers import ROOT, load_tool
 
 R18_NECK = '[64,128,256,512]'
@@ -52,6 +52,37 @@ def test_rla_r50_imagenet_flops_match_the_paper():
     assert result.by_operator['conv'] > 0
     assert not any('bmm' in op or 'matmul' in op or 'conv' in op
                    or 'linear' in op for op in result.uncounted)
+
+
+def test_classifier_forward_is_the_spec():
+    """The ImageNet head of RLA.md: the update after the last block (with
+    the classifier's own norm), then fc(avgpool(cat([x, relu(bn2(h))])))."""
+    from test_backbone import randomize_norms
+    model = RLAClassifier(RLAResNet(depth=18), num_classes=7)
+    randomize_norms(model).eval()
+    img = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        logits = model(img)
+        _, x, h = reference_run_stages(model.backbone, img)
+        net = model.backbone
+        y = model.last_stage_bn(h + net.conv_outs[3](x))
+        h = torch.relu(model.bn2(net.recurrent_convs[3](torch.tanh(y))))
+        ref = model.fc(torch.cat([x, h], 1).mean((2, 3)))
+    assert logits.shape == (2, 7)
+    torch.testing.assert_close(logits, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_both_classifier_forms_live_together_and_the_old_path_works():
+    from rla_mmdet.analysis import classifier
+    from rla_mmdet.analysis import RLAMobileNetV2Classifier
+    from rla_mmdet.backbones import rla_mobilenet_v2
+    from rla_mmdet.backbones.rla_mobilenet_v2 import \
+        RLAMobileNetV2Classifier as old
+    assert old is RLAMobileNetV2Classifier is \
+        classifier.RLAMobileNetV2Classifier
+    assert classifier.RLAClassifier is RLAClassifier
+    with pytest.raises(AttributeError, match='no_such_name'):
+        rla_mobilenet_v2.no_such_name
 
 
 class _Literal(nn.Module):

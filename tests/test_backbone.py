@@ -9,6 +9,7 @@ from mmdet.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from rla_mmdet import RLAECANet, RLAResNet
+from rla_mmdet.backbones import RLABasicBlock, RLABottleneck
 from rla_spec import reference_forward
 from helpers import assert_same_grads, build, randomize_norms
 
@@ -266,6 +267,127 @@ def test_eca_kernel_sizes():
     model = build(18, RLAECANet, eca_kernel_sizes=(3, 3, 5, 5))
     assert [s[0].eca.conv.kernel_size[0] for s in model.stages] == [3, 3, 5, 5]
     assert build(18).stages[0][0].eca is None
+
+
+def _shapes(model):
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def test_one_attention_argument_and_its_aliases():
+    # The aliases build the same network, with the published module names.
+    se = build(50, attention='se')
+    assert _shapes(se) == _shapes(build(50, se=True))
+    assert 'stages.0.0.se.fc.0.weight' in se.state_dict()
+    assert se.stages[0][0].eca is None
+    assert _shapes(build(50, attention=dict(type='se', reduction=8))) == \
+        _shapes(build(50, se=True, se_reduction=8))
+    assert se.stages[0][0].se.fc[0].out_features == 256 // 16
+    eca = build(18, attention='eca')
+    assert eca.attention == dict(type='eca', kernel_sizes=(5, 5, 5, 7))
+    assert _shapes(eca) == _shapes(build(18, RLAECANet))
+    assert eca.stages[0][0].se is None
+    sizes = [s[0].eca.conv.kernel_size[0] for s in build(
+        18, attention=dict(type='eca', kernel_sizes=(3, 3, 5, 5))).stages]
+    assert sizes == [3, 3, 5, 5]
+    assert build(18, attention='eca', eca_kernel_sizes=(3, 3, 5, 5)) \
+        .eca_kernel_sizes == (3, 3, 5, 5)
+    plain = build(18)
+    assert plain.attention is None and plain.eca_kernel_sizes is None
+    assert 'se' not in str(_shapes(plain)) and '.eca.' not in str(
+        _shapes(plain))
+    # 'default' is still accepted for eca_kernel_sizes: the class's default.
+    assert build(18, eca_kernel_sizes='default').attention is None
+    assert build(18, RLAECANet, eca_kernel_sizes='default').attention == \
+        dict(type='eca', kernel_sizes=(5, 5, 5, 7))
+
+
+def test_same_outputs_through_the_attention_argument_and_its_aliases():
+    x = torch.rand(1, 3, 64, 64)
+    for new, old in [(dict(attention='se'), dict(se=True)),
+                     (dict(attention=dict(type='eca', kernel_sizes=(3, 5, 5,
+                                                                    7))),
+                      dict(eca_kernel_sizes=(3, 5, 5, 7)))]:
+        a = randomize_norms(build(18, **new)).eval()
+        b = randomize_norms(build(18, **old)).eval()
+        b.load_state_dict(a.state_dict())
+        with torch.no_grad():
+            for u, v in zip(a(x), b(x)):
+                assert torch.equal(u, v)
+            ref = reference_forward(a, x)
+        assert (a(x)[-1] - ref[-1]).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize('cls,kwargs,exc,pattern', [
+    (RLAResNet, dict(attention='cbam'), ValueError,
+     r"attention must be None, 'se', 'eca'.* got 'cbam'"),
+    (RLAResNet, dict(attention=True), TypeError, r'attention must be'),
+    (RLAResNet, dict(attention=dict(type='se', kernel_sizes=(3, 3, 3, 3))),
+     ValueError, r"'se' takes the keys \('reduction',\).*kernel_sizes"),
+    (RLAResNet, dict(attention=dict(type='eca', kernel_sizes=(5, 5))),
+     ValueError, r'kernel_sizes of attention must be a sequence of 4'),
+    (RLAResNet, dict(se=True, eca_kernel_sizes=(5, 5, 5, 7)), ValueError,
+     r'se=True and eca_kernel_sizes=\(5, 5, 5, 7\) ask for two attention'),
+    (RLAResNet, dict(attention='eca', se=True), ValueError,
+     r"se=True asks for 'se' attention, and attention='eca'"),
+    (RLAResNet, dict(attention='se', eca_kernel_sizes=(5, 5, 5, 7)),
+     ValueError, r"eca_kernel_sizes=\(5, 5, 5, 7\) asks for 'eca'"),
+    (RLAResNet, dict(attention=dict(type='se', reduction=8),
+                     se_reduction=4), ValueError,
+     r'se_reduction=4 contradicts attention'),
+    (RLAResNet, dict(attention=dict(type='eca', kernel_sizes=(3, 3, 3, 3)),
+                     eca_kernel_sizes=(5, 5, 5, 7)), ValueError,
+     r'eca_kernel_sizes=\(5, 5, 5, 7\) contradicts attention'),
+    (RLAResNet, dict(se_reduction=8), ValueError,
+     r"se_reduction=8 applies to SE attention; pass attention='se'"),
+    (RLAResNet, dict(attention='eca', se_reduction=8), ValueError,
+     r"se_reduction=8 applies to SE attention, not to attention='eca'"),
+    (RLAResNet, dict(se='yes'), TypeError, r'se must be True or False'),
+    (RLAECANet, dict(attention='se'), ValueError,
+     r"RLAECANet has 'eca' attention in every block, got attention='se'"),
+    (RLAECANet, dict(se=True), ValueError,
+     r"RLAECANet has 'eca' attention in every block, got attention=None, "
+     r'se=True'),
+])
+def test_bad_attention_raises_clear_errors(cls, kwargs, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        cls(depth=18, **kwargs)
+
+
+def test_blocks_and_stage_builder_are_public_for_variants():
+    assert RLAResNet.arch_settings[18][0] is RLABasicBlock
+    assert RLAResNet.arch_settings[50][0] is RLABottleneck
+
+    class Block(RLABasicBlock):
+        """A variant block: its residual branch scaled by one half."""
+
+        def residual(self, x, h):
+            return super().residual(x, h) * 0.5
+
+    class Variant(RLAResNet):
+        arch_settings = {18: (Block, (1, 1, 1, 1))}
+        built = []
+
+        def make_stage(self, block, inplanes, planes, num_blocks, stride,
+                       dilation, **kwargs):
+            self.built.append((block, planes, num_blocks, stride))
+            return super().make_stage(block, inplanes, planes, num_blocks,
+                                      stride, dilation, **kwargs)
+
+    model = randomize_norms(build(18, Variant, attention='se')).eval()
+    assert Variant.built == [(Block, 64 * 2**i, 1, (1, 2, 2, 2)[i])
+                             for i in range(4)]
+    assert all(isinstance(s[0], Block) and s[0].se is not None
+               for s in model.stages)
+    assert [len(b) for b in model.stage_bns] == [1, 1, 1, 0]
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        outs = model(x)
+        # The variant's residual is the one that runs.
+        plain = copy.deepcopy(model)
+        for block in (b for s in plain.stages for b in s):
+            block.__class__ = RLABasicBlock
+        assert not torch.allclose(outs[-1], plain(x)[-1])
+    assert tuple(o.shape[1] for o in outs) == model.out_channels
 
 
 def test_bf16_autocast_and_float64():

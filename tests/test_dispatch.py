@@ -14,7 +14,7 @@ from rla_mmdet import RLAECANet, RLAResNet
 from rla_mmdet.layers import DISPATCH, current_impl, select_impl
 from rla_mmdet.layers import rla_ops
 from rla_mmdet.layers.dispatch import choose
-from rla_spec import reference_forward
+from rla_spec import reference_forward, reference_mobilenet_v2_forward
 from helpers import assert_same_grads, build, randomize_norms
 
 CHOICES = ('literal', 'cpu', 'cuda', 'auto')
@@ -157,6 +157,31 @@ def test_forced_choice_runs_that_devices_forms(monkeypatch):
     assert set(called) == {'split', 'literal'}
 
 
+def test_every_backbone_and_classifier_runs_the_one_update(monkeypatch):
+    """RLA-ResNet, RLA-MobileNetV2 and the ImageNet classifier around
+    RLA-ResNet update the hidden state through the one dispatched operator:
+    on the CPU in eval mode, its folded form."""
+    from rla_mmdet import RLAMobileNetV2
+    from rla_mmdet.analysis import RLAClassifier
+    called = []
+    for name, fn in list(rla_ops._RLA_UPDATE.items()):
+        monkeypatch.setitem(
+            rla_ops._RLA_UPDATE, name,
+            lambda *a, _n=name, _f=fn: called.append(_n) or _f(*a))
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        for model, updates in [(build(18), 7),
+                               (RLAMobileNetV2(out_indices=(7, )), 17),
+                               (RLAClassifier(build(18)), 8)]:
+            called.clear()
+            model.eval()(x)
+            assert called == ['folded'] * updates, type(model).__name__
+            called.clear()
+            with select_impl('literal'):
+                model(x)
+            assert called == ['literal'] * updates
+
+
 # ------------------------------------------- whole backbone, every choice
 MODELS = [
     (RLAResNet, 50, {}),
@@ -229,6 +254,26 @@ def test_training_gradients_of_every_choice_equal_the_spec(choice, params):
         # update their running statistics a second time, as in mmdet.)
         for (name, a), b in zip(model.named_buffers(), ref.buffers()):
             torch.testing.assert_close(a, b, msg=name)
+
+
+@pytest.mark.parametrize('choice', CHOICES)
+@pytest.mark.parametrize('eca', [False, True], ids=['plain', 'eca'])
+def test_rla_mobilenet_v2_every_choice_equals_the_spec(choice, eca):
+    from rla_mmdet import RLAMobileNetV2
+    out_indices = (1, 2, 4, 7)
+    model = randomize_norms(RLAMobileNetV2(out_indices=out_indices,
+                                           eca=eca)).eval()
+    x = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        ref = reference_mobilenet_v2_forward(
+            dict(model.state_dict()), x, out_indices, eca)
+        with select_impl(choice):
+            ours = model(x)
+    assert len(ours) == len(ref) == 4
+    for a, b in zip(ours, ref):
+        assert a.shape == b.shape
+        err = ((a - b).abs().max() / b.abs().max()).item()
+        assert err <= 1e-5, (choice, err)
 
 
 # ---------------------------------------- compile, channels_last, autocast

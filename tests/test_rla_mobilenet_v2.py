@@ -1,97 +1,25 @@
 """RLAMobileNetV2 against an independent implementation of the paper's dsRLA
 MobileNetV2.
 
-The oracle below is the spec's forward pass written with functional ops on
-the tensors of the published state-dict layout (looked up by key), so a
-wrong module name, a wrong wiring or a wrong number all fail here.
+The oracle, :func:`rla_spec.reference_mobilenet_v2_forward`, is the spec's
+forward pass written with functional ops on the tensors of the published
+state-dict layout (looked up by key), so a wrong module name, a wrong wiring
+or a wrong number all fail here.
 """
 import os.path as osp
 from collections import OrderedDict
 
 import pytest
 import torch
-import torch.nn.functional as F
 from mmdet.registry import MODELS
 
 from rla_mmdet import RLAMobileNetV2
-from rla_mmdet.backbones.rla_mobilenet_v2 import RLAMobileNetV2Classifier
+from rla_mmdet.analysis import RLAMobileNetV2Classifier
+from rla_spec import K, reference_mobilenet_v2_forward
 from helpers import ROOT, load_tool
 
-K = 32
-# (t, c, n, s) of the spec.
-SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-            (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
 OUT_CHOICES = [(i, ) for i in range(8)] + [(1, 2, 4, 7), (4, 7), (2, 4, 7),
                                            tuple(range(8)), (0, 3, 5)]
-
-
-# --------------------------------------------------------------- the oracle
-def _bn(x, p, name, training):
-    if training:  # batch statistics; the running ones are left alone
-        return F.batch_norm(x, None, None, p[name + '.weight'],
-                            p[name + '.bias'], True, 0.0, 1e-5)
-    return F.batch_norm(x, p[name + '.running_mean'],
-                        p[name + '.running_var'], p[name + '.weight'],
-                        p[name + '.bias'], False, 0.0, 1e-5)
-
-
-def _relu6(x):
-    return x.clamp(0, 6)
-
-
-def _eca(y, weight):
-    a = y.mean((2, 3)).unsqueeze(1)  # (B, 1, C)
-    a = F.conv1d(a, weight, padding=(weight.shape[-1] - 1) // 2)
-    return y * a.sigmoid().squeeze(1)[:, :, None, None]
-
-
-def spec_forward(p, img, out_indices, eca=False, training=False):
-    """The spec's forward pass on the tensors ``p`` (full network layout).
-
-    Stops where the last requested output is computed; the hidden-state
-    update after the last block runs only when output 7 is requested.
-    """
-    bn = lambda x, name: _bn(x, p, name, training)  # noqa: E731
-    x = _relu6(bn(F.conv2d(img, p['conv1.0.weight'], stride=2, padding=1),
-                  'conv1.1'))
-    h = torch.zeros(x.shape[0], K, *x.shape[2:], dtype=x.dtype)
-    inp, outs = 32, []
-    last = max(out_indices)
-    for j, (t, c, n, s) in enumerate(SETTINGS):
-        if j > last:
-            break
-        for i in range(n):
-            pre, stride = f'stages.{j}.{i}.', (s if i == 0 else 1)
-            identity = x
-            if t != 1:
-                e = _relu6(bn(F.conv2d(x, p[pre + 'conv1x1.0.weight']),
-                              pre + 'conv1x1.1'))
-            else:
-                e = x
-            z = torch.cat([e, h], dim=1)
-            z = _relu6(bn(F.conv2d(z, p[pre + 'conv.0.0.weight'],
-                                   stride=stride, padding=1,
-                                   groups=z.shape[1]), pre + 'conv.0.1'))
-            y = bn(F.conv2d(z, p[pre + 'conv.1.weight']), pre + 'conv.2')
-            if eca:
-                y = _eca(y, p[pre + 'conv.3.conv.weight'])
-            x = identity + y if stride == 1 and inp == c else y
-            if stride != 1:
-                h = F.avg_pool2d(h, 2, 2)
-            inp = c
-            if j == last and i == n - 1 and 7 not in out_indices:
-                break
-            u = bn(h + F.conv2d(y, p[f'conv_outs.{j}.weight']),
-                   f'stage_bns.{j}.{i}')
-            h = F.conv2d(torch.tanh(u), p['recurrent_dsconvs.0.weight'],
-                         padding=1, groups=K)
-        if j in out_indices:
-            outs.append(x)
-    if 7 in out_indices:
-        h = _relu6(bn(h, 'bn2'))
-        outs.append(_relu6(bn(F.conv2d(torch.cat([x, h], 1),
-                                       p['conv2.0.weight']), 'conv2.1')))
-    return outs
 
 
 def _randomise(model, seed=0):
@@ -134,7 +62,8 @@ def test_outputs_equal_the_spec(out_indices, eca):
     img = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         outs = model(img)
-        expected = spec_forward(_params(full), img, out_indices, eca)
+        expected = reference_mobilenet_v2_forward(_params(full), img,
+                                                  out_indices, eca)
     assert len(outs) == len(out_indices) == len(model.out_channels)
     for out, ref, ch in zip(outs, expected, model.out_channels):
         assert out.shape == ref.shape and out.shape[1] == ch
@@ -153,7 +82,8 @@ def test_float64_outputs_and_gradients_equal_the_spec(out_indices, eca):
     model = model.double().train()
     img = torch.randn(2, 3, 32, 32, dtype=torch.float64)
     outs = model(img)
-    refs = spec_forward(_params(model), img, out_indices, eca, training=True)
+    refs = reference_mobilenet_v2_forward(_params(model), img, out_indices,
+                                          eca, training=True)
     weights = [torch.randn_like(o) for o in outs]
     params = [p for p in model.parameters()]
     loss = sum((o * w).sum() for o, w in zip(outs, weights))

@@ -1,16 +1,24 @@
-"""The authors' ImageNet classifier around an RLA-ResNet backbone.
+"""The authors' ImageNet classifiers around the RLA backbones.
 
-Only for counting params and FLOPs against the paper's table; detection
-never builds it.
+:class:`RLAClassifier` (RLA-ResNet, RLA-ECANet) and
+:class:`RLAMobileNetV2Classifier` complete a detection backbone into the
+network of the paper's tables. They are for counting params and FLOPs
+against those tables, and for writing files in the published layout;
+detection never builds them.
 """
+import copy
+from typing import Dict
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 
-from ..backbones import RLAResNet
+from ..backbones import RLAMobileNetV2, RLAResNet
+from ..backbones._checks import check_int
+from ..layers import rla_update
 
-__all__ = ['RLAClassifier']
+__all__ = ['RLAClassifier', 'RLAMobileNetV2Classifier']
 
 
 class RLAClassifier(nn.Module):
@@ -51,10 +59,7 @@ class RLAClassifier(nn.Module):
             raise ValueError('the ImageNet classifier follows the fourth '
                              'stage; build the backbone with num_stages=4 '
                              f'(got {backbone.num_stages}).')
-        if isinstance(num_classes, bool) or not isinstance(
-                num_classes, int) or num_classes < 1:
-            raise ValueError(f'num_classes must be a positive int, got '
-                             f'{num_classes!r}.')
+        num_classes = check_int('num_classes', num_classes, 1)
         k = backbone.rla_channel
         self.backbone = backbone
         self.last_stage_bn = build_norm_layer(backbone.norm_cfg, k)[1]
@@ -68,8 +73,68 @@ class RLAClassifier(nn.Module):
         # The update after the last block, which the detection backbone
         # skips because no detector reads it.
         s = net.num_stages - 1
-        h = net.recurrent_convs[s](
-            torch.tanh(self.last_stage_bn(h + net.conv_outs[s](x))))
+        h = rla_update(net.conv_outs[s], self.last_stage_bn,
+                       net.recurrent_convs[s], x, h)
         h = F.relu(self.bn2(h))
         x = F.adaptive_avg_pool2d(torch.cat([x, h], dim=1), 1)
         return self.fc(torch.flatten(x, 1))
+
+
+class RLAMobileNetV2Classifier(nn.Module):
+    """An :class:`RLAMobileNetV2` with the authors' ImageNet classifier.
+
+    ``classifier = Sequential(Dropout(0.2), Linear(C, num_classes))`` on the
+    global average of output 7 (``classifier.1`` in the published files).
+    It is what the paper's parameter and FLOP counts are for (3,624,168
+    parameters at k = 32; 3,624,199 with ECA); it is not registered and not
+    used for training.
+
+    Args:
+        backbone: An :class:`RLAMobileNetV2`; only its head output (7) is
+            used, which it must build.
+        num_classes: Classes of the classifier. Default 1000 (ImageNet).
+        dropout: Dropout probability before the linear layer. Default 0.2.
+
+    Example:
+        >>> from rla_mmdet import RLAMobileNetV2
+        >>> from rla_mmdet.analysis import RLAMobileNetV2Classifier
+        >>> model = RLAMobileNetV2Classifier(RLAMobileNetV2(out_indices=(7,)))
+        >>> sum(p.numel() for p in model.parameters())
+        3624168
+    """
+
+    def __init__(self,
+                 backbone: RLAMobileNetV2,
+                 num_classes: int = 1000,
+                 dropout: float = 0.2) -> None:
+        super().__init__()
+        if not isinstance(backbone, RLAMobileNetV2):
+            raise TypeError('backbone must be an RLAMobileNetV2, got '
+                            f'{type(backbone).__name__}.')
+        if not backbone.with_head:
+            raise ValueError(
+                'the classifier reads output 7 (the head); build the backbone '
+                'with 7 in out_indices, got out_indices='
+                f'{backbone.out_indices}.')
+        num_classes = check_int('num_classes', num_classes, 1)
+        self.backbone = backbone
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(backbone.stage_channels[-1], num_classes))
+
+    @classmethod
+    def from_backbone_cfg(cls, cfg: Dict,
+                          **kwargs) -> 'RLAMobileNetV2Classifier':
+        """Build the backbone of a config dict with ``out_indices=(7,)``
+        (its pretrained init dropped) and wrap it."""
+        cfg = copy.deepcopy(dict(cfg))
+        cfg.pop('type', None)
+        cfg.pop('_delete_', None)
+        cfg.update(out_indices=(RLAMobileNetV2.head_index, ), init_cfg=None)
+        return cls(RLAMobileNetV2(**cfg), **kwargs)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        """Logits, ``(B, num_classes)``."""
+        x = self.backbone(img)[-1]
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.classifier(x)

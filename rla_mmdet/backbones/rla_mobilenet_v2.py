@@ -13,8 +13,11 @@ those load as they are. Per inverted-residual block ``i`` of stage ``j``::
 ``conv_outs[j]`` reads the branch ``y`` (before the residual add), and the
 3x3 depthwise ``recurrent_dsconv`` is one module shared by the whole network.
 Output 7 is the head ``relu6(bn(conv1x1(cat([x, relu6(bn2(h))]))))``.
+
+The update of ``h`` is the RLA-ResNet's operator,
+:func:`rla_mmdet.layers.rla_update`, with the depthwise recurrent
+convolution; the argument checks live in :mod:`._checks`.
 """
-import copy
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -27,11 +30,12 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 
 from ..checkpoint import CheckpointAdapterMixin, load_pretrained_init_cfg
-from ._attention import ECA as _ECA
+from ..layers import rla_update
+from .attention import ECA
 from ._freezing import FrozenStagesMixin, freeze
-from ._checks import check_bool, check_indices, check_int
+from ._checks import check_init_cfg, check_mobilenet_v2_args
 
-__all__ = ['RLAMobileNetV2', 'RLAMobileNetV2Classifier']
+__all__ = ['RLAMobileNetV2']
 
 #: The authors store their one recurrent convolution five times
 #: (``recurrent_dsconvs.0`` ... ``.4``, the same module).
@@ -105,7 +109,7 @@ class _RLAInvertedResidual(nn.Module):
             build_norm_layer(norm_cfg, out_channels)[1],
         ]
         if eca_kernel_size is not None:
-            layers.append(_ECA(eca_kernel_size))
+            layers.append(ECA(out_channels, eca_kernel_size))
         self.conv = nn.Sequential(*layers)
 
     def forward(
@@ -196,36 +200,18 @@ class RLAMobileNetV2(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
                 dict(type='Constant', val=1,
                      layer=['_BatchNorm', 'GroupNorm'])
             ]
-        elif not isinstance(init_cfg, (dict, list)):
-            raise TypeError('init_cfg must be a dict, a list of dicts or '
-                            f'None, got {init_cfg!r}.')
-        super().__init__(init_cfg=init_cfg)
-        if isinstance(widen_factor, bool) or not isinstance(
-                widen_factor, (int, float)):
-            raise TypeError(f'widen_factor must be a number > 0, got '
-                            f'{widen_factor!r}.')
-        if not widen_factor > 0:
-            raise ValueError(f'widen_factor must be > 0, got {widen_factor}.')
-        self.widen_factor = float(widen_factor)
-        self.out_indices = self._check_out_indices(out_indices)
-        self.frozen_stages = check_int('frozen_stages', frozen_stages, -1,
-                                       len(self.arch_settings))
-        self.rla_channel = check_int('rla_channel', rla_channel, 1)
-        self.norm_eval = check_bool('norm_eval', norm_eval)
-        self.with_cp = check_bool('with_cp', with_cp)
-        self.eca = check_bool('eca', eca)
-        for name, cfg in (('norm_cfg', norm_cfg), ('act_cfg', act_cfg)):
-            if not isinstance(cfg, dict) or 'type' not in cfg:
-                raise TypeError(f'{name} must be a dict with a "type" key, '
-                                f"such as dict(type='ReLU6'), got {cfg!r}.")
-        if conv_cfg is not None and not isinstance(conv_cfg, dict):
-            raise TypeError(f'conv_cfg must be a dict or None, got '
-                            f'{conv_cfg!r}.')
-        self.conv_cfg, self.norm_cfg = conv_cfg, norm_cfg
-        self.act_cfg = act_cfg
+        super().__init__(init_cfg=check_init_cfg(init_cfg))
+        args = check_mobilenet_v2_args(
+            self, widen_factor=widen_factor, out_indices=out_indices,
+            frozen_stages=frozen_stages, conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg, act_cfg=act_cfg, norm_eval=norm_eval,
+            with_cp=with_cp, rla_channel=rla_channel, eca=eca)
+        # Every argument, checked, under its own name.
+        for name, value in args.items():
+            setattr(self, name, value)
         k = self.rla_channel
-        layer_cfgs = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                          act_cfg=act_cfg)
+        layer_cfgs = dict(conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
+                          act_cfg=self.act_cfg)
 
         in_ch = _make_divisible(32 * self.widen_factor, 8)
         self.conv1 = _conv_norm_act(3, in_ch, 3, stride=2, **layer_cfgs)
@@ -282,11 +268,6 @@ class RLAMobileNetV2(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
         self._freeze_stages()
 
     # ------------------------------------------------------------------ build
-    def _check_out_indices(self, out_indices: Any) -> Tuple[int, ...]:
-        last = self.head_index
-        return check_indices('out_indices', out_indices, last,
-                             f' (0-6: stages, {last}: the head)')
-
     @property
     def recurrent_dsconv(self) -> nn.Module:
         """The recurrent 3x3 depthwise convolution shared by all blocks."""
@@ -373,19 +354,23 @@ class RLAMobileNetV2(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
             super().init_weights()
 
     # ---------------------------------------------------------------- forward
-    def _update(self, j: int, i: int, y: torch.Tensor,
-                h: torch.Tensor) -> torch.Tensor:
-        """The RLA update after block ``i`` of stage ``j``, from its branch
-        output ``y``."""
-        z = self.stage_bns[j][i](h + self.conv_outs[j](y))
-        return self.recurrent_dsconv(torch.tanh(z))
+    def rla_update(self, j: int, i: int, y: torch.Tensor,
+                   h: torch.Tensor) -> torch.Tensor:
+        """The recurrent update after block ``i`` of stage ``j``::
+
+            h = recurrent_dsconv(tanh(stage_bns[j][i](h + conv_outs[j](y))))
+
+        ``y`` is the block's branch output (before the residual add).
+        """
+        return rla_update(self.conv_outs[j], self.stage_bns[j][i],
+                          self.recurrent_dsconv, y, h)
 
     def _step(self, j: int, i: int, x: torch.Tensor,
               h: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Block ``i`` of stage ``j`` and its update (when built)."""
         x, y, h = self.stages[j][i](x, h)
         if i < len(self.stage_bns[j]):
-            h = self._update(j, i, y, h)
+            h = self.rla_update(j, i, y, h)
         return x, h
 
     def forward(self, img: torch.Tensor) -> Tuple[torch.Tensor, ...]:
@@ -425,62 +410,11 @@ class RLAMobileNetV2(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
         freeze(frozen)
 
 
-
-class RLAMobileNetV2Classifier(nn.Module):
-    """An :class:`RLAMobileNetV2` with the authors' ImageNet classifier.
-
-    ``classifier = Sequential(Dropout(0.2), Linear(C, num_classes))`` on the
-    global average of output 7 (``classifier.1`` in the published files).
-    It is what the paper's parameter and FLOP counts are for (3,624,168
-    parameters at k = 32; 3,624,199 with ECA); it is not registered and not
-    used for training.
-
-    Args:
-        backbone: An :class:`RLAMobileNetV2`; only its head output (7) is
-            used, which it must build.
-        num_classes: Classes of the classifier. Default 1000 (ImageNet).
-        dropout: Dropout probability before the linear layer. Default 0.2.
-
-    Example:
-        >>> from rla_mmdet.backbones.rla_mobilenet_v2 import (
-        ...     RLAMobileNetV2, RLAMobileNetV2Classifier)
-        >>> model = RLAMobileNetV2Classifier(RLAMobileNetV2(out_indices=(7,)))
-        >>> sum(p.numel() for p in model.parameters())
-        3624168
-    """
-
-    def __init__(self,
-                 backbone: RLAMobileNetV2,
-                 num_classes: int = 1000,
-                 dropout: float = 0.2) -> None:
-        super().__init__()
-        if not isinstance(backbone, RLAMobileNetV2):
-            raise TypeError('backbone must be an RLAMobileNetV2, got '
-                            f'{type(backbone).__name__}.')
-        if not backbone.with_head:
-            raise ValueError(
-                'the classifier reads output 7 (the head); build the backbone '
-                'with 7 in out_indices, got out_indices='
-                f'{backbone.out_indices}.')
-        num_classes = check_int('num_classes', num_classes, 1)
-        self.backbone = backbone
-        self.classifier = nn.Sequential(
-            nn.Dropout(dropout),
-            nn.Linear(backbone.stage_channels[-1], num_classes))
-
-    @classmethod
-    def from_backbone_cfg(cls, cfg: Dict,
-                          **kwargs) -> 'RLAMobileNetV2Classifier':
-        """Build the backbone of a config dict with ``out_indices=(7,)``
-        (its pretrained init dropped) and wrap it."""
-        cfg = copy.deepcopy(dict(cfg))
-        cfg.pop('type', None)
-        cfg.pop('_delete_', None)
-        cfg.update(out_indices=(RLAMobileNetV2.head_index, ), init_cfg=None)
-        return cls(RLAMobileNetV2(**cfg), **kwargs)
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        """Logits, ``(B, num_classes)``."""
-        x = self.backbone(img)[-1]
-        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        return self.classifier(x)
+def __getattr__(name: str) -> Any:
+    # RLAMobileNetV2Classifier lives in rla_mmdet.analysis.classifier beside
+    # RLAClassifier; it is importable from here too, on first use (that
+    # module imports this one).
+    if name == 'RLAMobileNetV2Classifier':
+        from ..analysis.classifier import RLAMobileNetV2Classifier
+        return RLAMobileNetV2Classifier
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

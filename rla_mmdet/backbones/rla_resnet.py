@@ -15,13 +15,17 @@ This file is the architecture only. The two RLA operators, ``conv1`` on
 ``cat([x, h])`` and the update of ``h``, are :func:`rla_mmdet.layers.concat_conv`
 and :func:`rla_mmdet.layers.rla_update`, whose faster forms per device live
 in :mod:`rla_mmdet.layers` (``select_impl('literal')`` forces the literal
-ones).
+ones). The argument checks live in :mod:`._checks`, the attention modules
+(SE, ECA) in :mod:`.attention`.
+
+As in mmdet's ``resnet.py``, the blocks (:class:`RLABasicBlock`,
+:class:`RLABottleneck`) and the stage builder (:meth:`RLAResNet.make_stage`)
+are public, so that a variant subclasses them.
 
 The module names (``stages``, ``stage_bns``, ``conv_outs``,
 ``recurrent_convs``, ``conv1``/``bn1``...) are the ones of the published
 checkpoints, so those load without renaming.
 """
-import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -37,36 +41,19 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..checkpoint import CheckpointAdapterMixin, load_pretrained_init_cfg
 from ..layers import concat_conv, rla_update
-from ._attention import ECA as _ECA
+from .attention import build_attention
 from ._freezing import FrozenStagesMixin, freeze
-from ._checks import (check_bool, check_choice, check_indices, check_int,
-                      check_int_tuple, is_int)
+from ._checks import check_init_cfg, check_resnet_args
+
+__all__ = [
+    'RLABlock', 'RLABasicBlock', 'RLABottleneck', 'RLAResNet', 'RLAECANet'
+]
 
 ConfigType = Dict
 OptConfigType = Optional[Dict]
 
 
-class _SE(nn.Module):
-    """Squeeze-and-excitation with bias-free linear layers.
-
-    Args:
-        channels: Channels of the input.
-        reduction: Ratio between the input and the hidden channels.
-    """
-
-    def __init__(self, channels: int, reduction: int = 16) -> None:
-        super().__init__()
-        hidden = max(channels // reduction, 1)
-        self.fc = nn.Sequential(
-            nn.Linear(channels, hidden, bias=False), nn.ReLU(inplace=True),
-            nn.Linear(hidden, channels, bias=False), nn.Sigmoid())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c = x.shape[:2]
-        return x * self.fc(x.mean((2, 3))).view(b, c, 1, 1)
-
-
-class _RLABlock(nn.Module):
+class RLABlock(nn.Module):
     """Common part of the RLA residual blocks.
 
     A block takes the feature map ``x`` and the hidden state ``h`` and returns
@@ -74,13 +61,16 @@ class _RLABlock(nn.Module):
     to the new resolution when the block strides. The recurrent update of ``h``
     belongs to the stage (its weights are shared) and lives in
     :class:`RLAResNet`.
+
+    A subclass builds its layers, calls :meth:`_init_tail` and defines
+    :meth:`residual` and :attr:`last_norm`.
     """
 
     expansion = 1
 
     def _init_tail(self, out_channels: int, stride: int,
-                   downsample: Optional[nn.Module], se: bool,
-                   se_reduction: int, eca_kernel_size: Optional[int]) -> None:
+                   downsample: Optional[nn.Module],
+                   attention: OptConfigType) -> None:
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.stride = stride
@@ -88,20 +78,29 @@ class _RLABlock(nn.Module):
         # ceil_mode keeps its size equal to a strided conv's output for odd
         # inputs, and is the plain 2x2 average for even ones.
         self.pool_hidden = downsample is not None and stride != 1
-        self.se = _SE(out_channels, se_reduction) if se else None
-        self.eca = (
-            _ECA(eca_kernel_size) if eca_kernel_size is not None else None)
+        # One attention module or none, under the name the published
+        # checkpoints give its type (``se``, ``eca``); the others are None.
+        self.se = self.eca = None
+        module = build_attention(attention, out_channels)
+        self.attention_name = None if module is None else module.name
+        if module is not None:
+            setattr(self, module.name, module)
+
+    @property
+    def last_norm(self) -> nn.Module:
+        """The norm before the residual add (zeroed by
+        ``zero_init_residual``)."""
+        raise NotImplementedError
 
     def residual(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """The residual branch on ``cat([x, h])``, up to before the add."""
         raise NotImplementedError
 
-    def _attention(self, out: torch.Tensor) -> torch.Tensor:
-        if self.se is not None:
-            out = self.se(out)
-        if self.eca is not None:
-            out = self.eca(out)
-        return out
+    def attend(self, out: torch.Tensor) -> torch.Tensor:
+        """The block's attention (SE, ECA) on ``out``, if it has one."""
+        if self.attention_name is None:
+            return out
+        return getattr(self, self.attention_name)(out)
 
     def forward(self, x: torch.Tensor,
                 h: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -119,8 +118,25 @@ class _RLABlock(nn.Module):
         return self.relu(out), h
 
 
-class _RLABasicBlock(_RLABlock):
-    """RLA BasicBlock (two 3x3 convolutions), for depths 18 and 34."""
+class RLABasicBlock(RLABlock):
+    """RLA BasicBlock (two 3x3 convolutions), for depths 18 and 34.
+
+    Args:
+        inplanes: Channels of ``x``.
+        planes: Channels of the block's output.
+        rla_channel: Channels ``k`` of ``h``.
+        stride: Stride of the first convolution.
+        dilation: Dilation of the first convolution.
+        downsample: The shortcut's projection, or ``None`` for identity.
+        style: Unused (one stride position); kept for the Bottleneck's
+            signature.
+        groups, width_per_group: Must be 1 and 64.
+        conv_cfg, norm_cfg: Configs of the layers.
+        dcn: Must be ``None``.
+        attention: ``None``, ``dict(type='se', reduction=...)`` or
+            ``dict(type='eca', kernel_size=...)``
+            (:func:`~rla_mmdet.backbones.attention.build_attention`).
+    """
 
     expansion = 1
 
@@ -137,9 +153,7 @@ class _RLABasicBlock(_RLABlock):
                  conv_cfg: OptConfigType = None,
                  norm_cfg: ConfigType = dict(type='BN'),
                  dcn: OptConfigType = None,
-                 se: bool = False,
-                 se_reduction: int = 16,
-                 eca_kernel_size: Optional[int] = None) -> None:
+                 attention: OptConfigType = None) -> None:
         super().__init__()
         if groups != 1 or width_per_group != 64:
             raise ValueError(
@@ -156,8 +170,7 @@ class _RLABasicBlock(_RLABlock):
         self.conv2 = build_conv_layer(
             conv_cfg, planes, planes, 3, padding=1, bias=False)
         self.bn2 = build_norm_layer(norm_cfg, planes)[1]
-        self._init_tail(planes, stride, downsample, se, se_reduction,
-                        eca_kernel_size)
+        self._init_tail(planes, stride, downsample, attention)
 
     @property
     def last_norm(self) -> nn.Module:
@@ -166,15 +179,16 @@ class _RLABasicBlock(_RLABlock):
     def residual(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(concat_conv(self.conv1, x, h)))
         out = self.bn2(self.conv2(out))
-        return self._attention(out)
+        return self.attend(out)
 
 
-class _RLABottleneck(_RLABlock):
+class RLABottleneck(RLABlock):
     """RLA Bottleneck (1x1, 3x3, 1x1), for depths 50, 101 and 152.
 
     ``style='pytorch'`` puts the stride on the 3x3 convolution, ``'caffe'``
     on the first 1x1 convolution. ResNeXt widths follow torchvision:
-    ``width = int(planes * width_per_group / 64) * groups``.
+    ``width = int(planes * width_per_group / 64) * groups``. The arguments
+    are those of :class:`RLABasicBlock`; ``planes * 4`` output channels.
     """
 
     expansion = 4
@@ -192,9 +206,7 @@ class _RLABottleneck(_RLABlock):
                  conv_cfg: OptConfigType = None,
                  norm_cfg: ConfigType = dict(type='BN'),
                  dcn: OptConfigType = None,
-                 se: bool = False,
-                 se_reduction: int = 16,
-                 eca_kernel_size: Optional[int] = None) -> None:
+                 attention: OptConfigType = None) -> None:
         super().__init__()
         width = int(planes * (width_per_group / 64.)) * groups
         out_channels = planes * self.expansion
@@ -216,8 +228,7 @@ class _RLABottleneck(_RLABlock):
         self.conv3 = build_conv_layer(
             conv_cfg, width, out_channels, 1, bias=False)
         self.bn3 = build_norm_layer(norm_cfg, out_channels)[1]
-        self._init_tail(out_channels, stride, downsample, se, se_reduction,
-                        eca_kernel_size)
+        self._init_tail(out_channels, stride, downsample, attention)
 
     @property
     def last_norm(self) -> nn.Module:
@@ -227,7 +238,7 @@ class _RLABottleneck(_RLABlock):
         out = self.relu(self.bn1(concat_conv(self.conv1, x, h)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self._attention(out)
+        return self.attend(out)
 
 
 @MODELS.register_module()
@@ -241,6 +252,10 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
 
     Published ImageNet weights exist for depth 50 and 101 (RLA-ResNet and
     RLA-ECANet); depths 18 and 34 (RLA BasicBlock) and 152 have none.
+
+    A variant subclasses it as mmdet's ResNet variants do: its own
+    ``arch_settings`` (block class, blocks per stage), its own block (an
+    :class:`RLABlock`), or an override of :meth:`make_stage`.
 
     Args:
         depth: 18, 34, 50, 101 or 152.
@@ -271,10 +286,15 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
         with_cp: Use gradient checkpointing on each block and its RLA update.
         zero_init_residual: Zero-initialise the last norm of each block when
             no pretrained weights are given.
-        se: Add squeeze-and-excitation to every block.
-        se_reduction: Reduction ratio of the SE modules. Default 16.
-        eca_kernel_sizes: ``None`` (no ECA) or four odd kernel sizes of the
-            ECA modules of each stage.
+        attention: The attention of every block: ``None`` (none; for
+            :class:`RLAECANet` its ECA), ``'se'``, ``'eca'``,
+            ``dict(type='se', reduction=16)`` or
+            ``dict(type='eca', kernel_sizes=(5, 5, 5, 7))`` (one odd kernel
+            size per stage; ``'eca'`` takes these, the published ones).
+        se: Alias of ``attention='se'``.
+        se_reduction: Alias of the SE ``reduction``. Default 16.
+        eca_kernel_sizes: Alias of ``attention=dict(type='eca',
+            kernel_sizes=...)``; ``None`` for none.
         groups: ResNeXt cardinality. Default 1.
         width_per_group: ResNeXt width per group. Default 64.
         pretrained: Deprecated; use
@@ -295,14 +315,17 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
     """
 
     arch_settings = {
-        18: (_RLABasicBlock, (2, 2, 2, 2)),
-        34: (_RLABasicBlock, (3, 4, 6, 3)),
-        50: (_RLABottleneck, (3, 4, 6, 3)),
-        101: (_RLABottleneck, (3, 4, 23, 3)),
-        152: (_RLABottleneck, (3, 8, 36, 3)),
+        18: (RLABasicBlock, (2, 2, 2, 2)),
+        34: (RLABasicBlock, (3, 4, 6, 3)),
+        50: (RLABottleneck, (3, 4, 6, 3)),
+        101: (RLABottleneck, (3, 4, 23, 3)),
+        152: (RLABottleneck, (3, 8, 36, 3)),
     }
-    #: ECA kernel sizes used when the argument is left out.
-    default_eca_kernel_sizes: Optional[Tuple[int, ...]] = None
+    #: Attention type of every block when none is given (``None``: none).
+    default_attention: Optional[str] = None
+    #: ECA kernel sizes of the four stages when ECA is asked for without
+    #: them: those of the published RLA-ECANet.
+    default_eca_kernel_sizes: Tuple[int, ...] = (5, 5, 5, 7)
 
     def __init__(self,
                  depth: int,
@@ -327,108 +350,66 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
                  plugins: Optional[List] = None,
                  with_cp: bool = False,
                  zero_init_residual: bool = True,
+                 attention: Union[None, str, Dict] = None,
                  se: bool = False,
                  se_reduction: int = 16,
-                 eca_kernel_sizes: Union[Sequence[int], None, str] = 'default',
+                 eca_kernel_sizes: Optional[Sequence[int]] = None,
                  groups: int = 1,
                  width_per_group: int = 64,
                  pretrained: Optional[str] = None,
                  init_cfg: Union[Dict, List[Dict], None] = None) -> None:
-        init_cfg = self._resolve_init_cfg(pretrained, init_cfg)
-        super().__init__(init_cfg=init_cfg)
-        if not is_int(depth) or depth not in self.arch_settings:
-            raise ValueError(f'depth must be one of '
-                             f'{tuple(self.arch_settings)}, got {depth!r}.')
-        self.depth = int(depth)
-        self.rla_channel = check_int('rla_channel', rla_channel, 1)
-        in_channels = check_int('in_channels', in_channels, 1)
-        base_channels = check_int('base_channels', base_channels, 1)
-        if stem_channels is None:
-            stem_channels = base_channels
-        stem_channels = check_int('stem_channels', stem_channels, 1)
-        self.num_stages = check_int('num_stages', num_stages, 1, 4)
-        self.strides = check_int_tuple('strides', strides, self.num_stages)
-        self.dilations = check_int_tuple('dilations', dilations,
-                                         self.num_stages)
-        self.out_indices = self._check_out_indices(out_indices)
-        self.style = check_choice('style', style, ('pytorch', 'caffe'))
-        self.deep_stem = check_bool('deep_stem', deep_stem)
-        self.avg_down = check_bool('avg_down', avg_down)
-        self.frozen_stages = check_int('frozen_stages', frozen_stages, -1,
-                                       self.num_stages)
-        self.norm_eval = check_bool('norm_eval', norm_eval)
-        self.with_cp = check_bool('with_cp', with_cp)
-        self.zero_init_residual = check_bool('zero_init_residual',
-                                             zero_init_residual)
-        se = check_bool('se', se)
-        se_reduction = check_int('se_reduction', se_reduction, 1)
-        groups = check_int('groups', groups, 1)
-        width_per_group = check_int('width_per_group', width_per_group, 1)
-        if eca_kernel_sizes == 'default':
-            eca_kernel_sizes = self.default_eca_kernel_sizes
-        if eca_kernel_sizes is not None:
-            eca_kernel_sizes = check_int_tuple(
-                'eca_kernel_sizes', eca_kernel_sizes, 4, low=1, odd=True)
-        self.eca_kernel_sizes = eca_kernel_sizes
-        if not isinstance(norm_cfg, dict) or 'type' not in norm_cfg:
-            raise TypeError('norm_cfg must be a dict with a "type" key, such '
-                            f"as dict(type='BN'), got {norm_cfg!r}.")
-        self.norm_cfg = norm_cfg
-        self.conv_cfg = conv_cfg
-        if plugins is not None:
-            raise ValueError('plugins are not supported by the RLA blocks; '
-                             f'set plugins=None (got {plugins!r}).')
-        if dcn is not None:
-            if not isinstance(dcn, dict):
-                raise TypeError(f'dcn must be a config dict or None, got '
-                                f'{dcn!r}.')
-            if conv_cfg is not None:
-                raise ValueError('dcn and conv_cfg cannot be used together; '
-                                 'set conv_cfg=None to use dcn.')
-        stage_with_dcn = tuple(stage_with_dcn)
-        if len(stage_with_dcn) != self.num_stages:
-            raise ValueError(f'stage_with_dcn must have {self.num_stages} '
-                             f'items (num_stages), got {stage_with_dcn!r}.')
+        super().__init__(init_cfg=check_init_cfg(init_cfg, pretrained))
+        args = check_resnet_args(
+            self, depth=depth, rla_channel=rla_channel,
+            in_channels=in_channels, stem_channels=stem_channels,
+            base_channels=base_channels, num_stages=num_stages,
+            strides=strides, dilations=dilations, out_indices=out_indices,
+            style=style, deep_stem=deep_stem, avg_down=avg_down,
+            frozen_stages=frozen_stages, conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg, norm_eval=norm_eval, dcn=dcn,
+            stage_with_dcn=stage_with_dcn, plugins=plugins, with_cp=with_cp,
+            zero_init_residual=zero_init_residual, attention=attention,
+            se=se, se_reduction=se_reduction,
+            eca_kernel_sizes=eca_kernel_sizes, groups=groups,
+            width_per_group=width_per_group)
+        # Every argument, checked, under its own name (self.depth,
+        # self.strides, self.attention...).
+        for name, value in args.items():
+            setattr(self, name, value)
 
         block, stage_blocks = self.arch_settings[self.depth]
         self.stage_blocks = stage_blocks[:self.num_stages]
-        self._make_stem(in_channels, stem_channels)
+        self._make_stem(self.in_channels, self.stem_channels)
 
+        k = self.rla_channel
         stages, stage_bns, conv_outs, recurrent_convs = [], [], [], []
-        inplanes = stem_channels
-        channels = []
+        inplanes, channels = self.stem_channels, []
         for i, num_blocks in enumerate(self.stage_blocks):
-            planes = base_channels * 2**i
-            out_ch = planes * block.expansion
+            planes = self.base_channels * 2**i
             stages.append(
-                self._make_stage(
+                self.make_stage(
                     block, inplanes, planes, num_blocks,
                     stride=self.strides[i],
                     dilation=self.dilations[i],
-                    dcn=dcn if stage_with_dcn[i] else None,
-                    se=se,
-                    se_reduction=se_reduction,
-                    eca_kernel_size=(eca_kernel_sizes[i]
-                                     if eca_kernel_sizes else None),
-                    groups=groups,
-                    width_per_group=width_per_group))
+                    dcn=self.dcn if self.stage_with_dcn[i] else None,
+                    attention=self.stage_attention(i),
+                    groups=self.groups,
+                    width_per_group=self.width_per_group))
+            inplanes = planes * block.expansion
             # The update after the network's very last block would never be
             # read, so its norm layer is not built: every parameter of the
             # backbone then gets a gradient.
             num_updates = num_blocks - (i == self.num_stages - 1)
             stage_bns.append(
                 nn.ModuleList(
-                    build_norm_layer(norm_cfg, self.rla_channel)[1]
+                    build_norm_layer(self.norm_cfg, k)[1]
                     for _ in range(num_updates)))
             conv_outs.append(
-                build_conv_layer(
-                    conv_cfg, out_ch, self.rla_channel, 1, bias=False))
+                build_conv_layer(self.conv_cfg, inplanes, k, 1, bias=False))
             recurrent_convs.append(
                 build_conv_layer(
-                    conv_cfg, self.rla_channel, self.rla_channel, 3,
-                    padding=1, bias=False))
-            inplanes = out_ch
-            channels.append(out_ch)
+                    self.conv_cfg, k, k, 3, padding=1, bias=False))
+            channels.append(inplanes)
         self.stages = nn.ModuleList(stages)
         self.stage_bns = nn.ModuleList(stage_bns)
         self.conv_outs = nn.ModuleList(conv_outs)
@@ -445,37 +426,6 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
         self._freeze_stages()
 
     # ------------------------------------------------------------------ build
-    @staticmethod
-    def _resolve_init_cfg(pretrained, init_cfg):
-        if pretrained is not None:
-            if init_cfg is not None:
-                raise ValueError('pretrained and init_cfg cannot both be set; '
-                                 'use init_cfg=dict(type="Pretrained", '
-                                 'checkpoint=...) alone.')
-            if not isinstance(pretrained, str):
-                raise TypeError(f'pretrained must be a checkpoint path (str), '
-                                f'got {pretrained!r}.')
-            warnings.warn(
-                'pretrained is deprecated, use init_cfg=dict(type='
-                f'"Pretrained", checkpoint={pretrained!r}) instead.',
-                DeprecationWarning)
-            return dict(type='Pretrained', checkpoint=pretrained)
-        if init_cfg is not None and not isinstance(init_cfg, (dict, list)):
-            raise TypeError(f'init_cfg must be a dict, a list of dicts or '
-                            f'None, got {init_cfg!r}.')
-        return init_cfg
-
-    def _check_out_indices(self, out_indices) -> Tuple[int, ...]:
-        out_indices = check_indices('out_indices', out_indices,
-                                    self.num_stages - 1, ' (stages)')
-        if out_indices[-1] != self.num_stages - 1:
-            raise ValueError(
-                f'out_indices={out_indices!r} leaves stage(s) after '
-                f'{out_indices[-1]} computed for nothing (their parameters '
-                'would never get a gradient); set '
-                f'num_stages={out_indices[-1] + 1} to drop them.')
-        return out_indices
-
     def _stage_strides(self) -> List[int]:
         total, result = 4, []
         for s in self.strides:
@@ -506,8 +456,39 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
             self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
-    def _make_stage(self, block, inplanes: int, planes: int, num_blocks: int,
-                    stride: int, dilation: int, **kwargs) -> nn.ModuleList:
+    def stage_attention(self, stage: int) -> OptConfigType:
+        """The attention config of the blocks of ``stage``, for
+        :func:`~rla_mmdet.backbones.attention.build_attention`."""
+        if self.attention is None:
+            return None
+        if self.attention['type'] == 'eca':
+            return dict(type='eca',
+                        kernel_size=self.attention['kernel_sizes'][stage])
+        return dict(self.attention)
+
+    def make_stage(self, block: type, inplanes: int, planes: int,
+                   num_blocks: int, stride: int, dilation: int,
+                   **kwargs) -> nn.ModuleList:
+        """The blocks of one stage (``stages[s]``), like mmdet's
+        ``ResNet.make_res_layer``.
+
+        The first block takes ``inplanes`` channels and ``stride``, with a
+        projection shortcut (1x1 conv + norm, after a 2x2 average pool with
+        ``avg_down``) when the shape changes; the others keep
+        ``planes * block.expansion`` channels. The stage's RLA modules
+        (``stage_bns``, ``conv_outs``, ``recurrent_convs``) are built beside
+        it, in ``__init__``.
+
+        Args:
+            block: The block class, an :class:`RLABlock`.
+            inplanes: Channels of the stage's input.
+            planes: Planes of the blocks.
+            num_blocks: Number of blocks.
+            stride: Stride of the first block.
+            dilation: Dilation of the blocks' 3x3 convolutions.
+            **kwargs: Passed to every block (``dcn``, ``attention``,
+                ``groups``, ``width_per_group``).
+        """
         out_ch = planes * block.expansion
         downsample = None
         if stride != 1 or inplanes != out_ch:
@@ -596,7 +577,7 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
                     constant_init(m, 1)
             if self.zero_init_residual:
                 for m in self.modules():
-                    if isinstance(m, _RLABlock):
+                    if isinstance(m, RLABlock):
                         constant_init(m.last_norm, 0)
             self._is_init = True
         else:
@@ -690,14 +671,16 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
 class RLAECANet(RLAResNet):
     """RLA-ResNet with ECA attention in every block (RLA-ECANet).
 
-    The same arguments as :class:`RLAResNet`; ``eca_kernel_sizes`` defaults to
-    ``(5, 5, 5, 7)``, the kernel sizes of the published RLA-ECANet.
+    The same arguments as :class:`RLAResNet`, with ``attention='eca'``:
+    the kernel sizes default to ``(5, 5, 5, 7)``, those of the published
+    RLA-ECANet, and ``eca_kernel_sizes`` (or ``attention=dict(type='eca',
+    kernel_sizes=...)``) changes them.
     """
 
-    default_eca_kernel_sizes = (5, 5, 5, 7)
+    default_attention = 'eca'
 
     def __init__(self, depth: int, **kwargs) -> None:
-        if kwargs.get('eca_kernel_sizes', 'default') is None:
+        if 'eca_kernel_sizes' in kwargs and kwargs['eca_kernel_sizes'] is None:
             raise ValueError('eca_kernel_sizes of RLAECANet must be four odd '
                              'ints such as (5, 5, 5, 7); use RLAResNet for a '
                              'network without ECA.')

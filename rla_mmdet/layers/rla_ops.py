@@ -2,8 +2,11 @@
 
 ``concat_conv(conv, x, h)`` is ``conv(cat([x, h]))``, the first convolution
 of a block; ``rla_update(conv_out, norm, recurrent_conv, x, h)`` is the
-recurrent update ``recurrent_conv(tanh(norm(h + conv_out(x))))``. The faster
-forms compute the same values (tests compare every form with the literal
+recurrent update ``recurrent_conv(tanh(norm(h + conv_out(x))))`` of every
+RLA network here (RLA-ResNet, whose ``x`` is a block's output;
+RLA-MobileNetV2, whose ``x`` is a block's branch before the residual add
+and whose ``recurrent_conv`` is depthwise; their ImageNet classifiers). The
+faster forms compute the same values (tests compare every form with the literal
 one, outputs and gradients) and fall back to the literal form whenever their
 preconditions do not hold (a convolution that is not a plain ``nn.Conv2d``,
 such as mmcv's ``ConvWS``; a norm that is not an eval-mode BatchNorm; a
@@ -151,10 +154,12 @@ def rla_update(conv_out: nn.Module, norm: nn.Module,
     in the form chosen for this call.
 
     Args:
-        conv_out: 1x1 convolution from the block output's channels to ``k``.
+        conv_out: 1x1 convolution from ``x``'s channels to ``k``.
         norm: The norm layer of this block's update.
-        recurrent_conv: The convolution from ``k`` to ``k`` channels.
-        x: The block's output.
+        recurrent_conv: The convolution from ``k`` to ``k`` channels (3x3;
+            depthwise in RLA-MobileNetV2).
+        x: What the update reads from the block: its output (RLA-ResNet) or
+            its branch before the residual add (RLA-MobileNetV2).
         h: The hidden state at ``x``'s resolution.
     """
     training = _recorded(x, h, conv_out.weight, *norm.parameters(),
