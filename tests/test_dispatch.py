@@ -276,7 +276,15 @@ def test_rla_mobilenet_v2_every_choice_equals_the_spec(choice, eca):
         assert err <= 1e-5, (choice, err)
 
 
+# torch 2.0's dynamo stops at torch.is_autocast_cpu_enabled() (the dispatch
+# reads it) under fullgraph=True: "torch.* op returned non-Tensor bool".
+_NEEDS_TORCH_21 = pytest.mark.skipif(
+    tuple(int(p) for p in torch.__version__.split('.')[:2]) < (2, 1),
+    reason='fullgraph torch.compile of the dispatch needs torch >= 2.1')
+
+
 # ---------------------------------------- compile, channels_last, autocast
+@_NEEDS_TORCH_21
 @pytest.mark.parametrize('choice', ['auto', 'literal'])
 def test_torch_compile_fullgraph_matches_the_spec(choice):
     torch._dynamo.reset()  # each test compiles from scratch
@@ -291,6 +299,7 @@ def test_torch_compile_fullgraph_matches_the_spec(choice):
         assert (a - b).abs().max() <= 1e-5
 
 
+@_NEEDS_TORCH_21
 def test_torch_compile_fullgraph_training_step():
     torch._dynamo.reset()
     model = build(18, frozen_stages=1).train()
