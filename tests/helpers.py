@@ -1,6 +1,9 @@
 """Helpers shared by several test modules."""
 import importlib.util
+import os
 import os.path as osp
+import shutil
+import subprocess
 
 import torch
 import torch.nn as nn
@@ -10,6 +13,18 @@ from rla_mmdet import RLAResNet
 
 #: The repository's root, where the tools run from.
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def copy_tracked_files(dst) -> None:
+    """Copy the files git tracks in the clone into the folder ``dst``, so
+    that a build of the package writes nothing into the clone."""
+    listed = subprocess.run(['git', '-C', ROOT, 'ls-files', '-z'],
+                            capture_output=True, check=True).stdout
+    for rel in listed.decode().split('\0'):
+        if rel and osp.isfile(osp.join(ROOT, rel)):
+            target = osp.join(str(dst), rel)
+            os.makedirs(osp.dirname(target), exist_ok=True)
+            shutil.copyfile(osp.join(ROOT, rel), target)
 
 
 def load_tool(relpath: str):

@@ -15,7 +15,7 @@ from rla_mmdet.dependencies import (NEWEST_TESTED_TORCH, SUPPORTED,
                                     UPPER_REASONS, UnsupportedVersionError,
                                     UntestedVersionWarning, check_installed,
                                     check_version, check_yapf)
-from helpers import ROOT
+from helpers import ROOT, copy_tracked_files
 
 
 def run_python(script, timeout=300):
@@ -160,13 +160,7 @@ def test_pip_install_keeps_the_torch_and_mmcv_already_installed(tmp_path):
     else. ``--no-index`` makes any wish to replace a package a failure, and
     the machine's pip configuration is left out, as on a user's machine."""
     src = tmp_path / 'src'
-    files = subprocess.run(['git', '-C', ROOT, 'ls-files', '-z'],
-                           capture_output=True, check=True).stdout
-    for rel in files.decode().split('\0'):
-        if rel and osp.isfile(osp.join(ROOT, rel)):
-            dst = src / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.write_bytes(open(osp.join(ROOT, rel), 'rb').read())
+    copy_tracked_files(src)
     env = {k: v for k, v in os.environ.items() if not k.startswith('PIP_')}
     env['PIP_CONFIG_FILE'] = os.devnull
     report = tmp_path / 'report.json'

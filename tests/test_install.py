@@ -17,7 +17,7 @@ import venv
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, copy_tracked_files
 
 CONFIG = osp.join(ROOT, 'configs', 'shapes', 'mask-rcnn_rla-r18_fpn_shapes.py')
 # Every test here uses the pip-installed venv of installed().
@@ -46,13 +46,7 @@ def installed(tmp_path_factory):
         f.write(sysconfig.get_paths()['purelib'] + '\n')
     # A copy of the clone's tracked files, so the build writes nothing here.
     src = base / 'src'
-    archive = subprocess.run(['git', '-C', ROOT, 'ls-files', '-z'],
-                             capture_output=True, check=True).stdout
-    for rel in archive.decode().split('\0'):
-        if rel and osp.isfile(osp.join(ROOT, rel)):
-            dst = src / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.write_bytes(open(osp.join(ROOT, rel), 'rb').read())
+    copy_tracked_files(src)
     out = subprocess.run(
         [sys.executable, '-m', 'pip', '--python', python, 'install', '-q',
          '--disable-pip-version-check', '--no-deps', '--no-build-isolation',
