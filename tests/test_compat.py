@@ -148,6 +148,8 @@ def test_install_metadata_has_no_upper_bound_on_torch_or_numpy():
     assert 'mmengine>=0.7.1,<1.0.0' in requires
     assert 'mmdet>=3.0.0,<4.0.0' in requires
     assert not any('==' in r for r in requires)
+    # mmengine's Runner imports distutils, gone from Python 3.12's stdlib.
+    assert 'setuptools; python_version >= "3.12"' in requires
     assert not any(r.startswith(('torch', 'numpy')) and '<' in r
                    for r in requires)
     with open(osp.join(ROOT, 'setup.py')) as f:

@@ -2,9 +2,9 @@
 
 A fresh virtual environment gets the package from a regular (non-editable)
 install of this clone. To stay fast and offline it sees the packages of the
-test interpreter (torch, mmdet...) through a ``.pth`` line, which adds that
-site-packages folder without running its own ``.pth`` files, so the
-editable install of the clone stays invisible. Everything then runs from a
+test interpreter (torch, mmdet...) through a ``.pth`` file, which adds that
+site-packages folder and runs its start-up hooks, except the editable
+install of the clone, which stays invisible. Everything then runs from a
 directory outside the clone.
 """
 import os
@@ -42,8 +42,18 @@ def installed(tmp_path_factory):
         [python, '-c', 'import sysconfig; print(sysconfig.get_paths()'
          "['purelib'])"], capture_output=True, text=True,
         check=True).stdout.strip()
+    stack = sysconfig.get_paths()['purelib']
     with open(osp.join(site, 'test_stack.pth'), 'w') as f:
-        f.write(sysconfig.get_paths()['purelib'] + '\n')
+        f.write(stack + '\n')
+        # The stack's own start-up hooks (setuptools' distutils shim, which
+        # mmengine's Runner needs on Python >= 3.12), but not the editable
+        # install of this clone.
+        for name in sorted(os.listdir(stack)):
+            if name.endswith('.pth') and not any(
+                    part in name for part in ('editable', 'rla_mmdet')):
+                with open(osp.join(stack, name)) as pth:
+                    f.writelines(line for line in pth
+                                 if line.startswith('import'))
     # A copy of the clone's tracked files, so the build writes nothing here.
     src = base / 'src'
     copy_tracked_files(src)

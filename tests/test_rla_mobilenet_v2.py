@@ -15,6 +15,7 @@ from mmdet.registry import MODELS
 
 from rla_mmdet import RLAMobileNetV2
 from rla_mmdet.analysis import RLAMobileNetV2Classifier
+from rla_mmdet.layers import select_impl
 from rla_spec import K, reference_mobilenet_v2_forward
 from helpers import ROOT, load_tool
 
@@ -55,21 +56,37 @@ def _params(model):
 @pytest.mark.parametrize('eca', [False, True], ids=['plain', 'eca'])
 @pytest.mark.parametrize('out_indices', OUT_CHOICES, ids=str)
 def test_outputs_equal_the_spec(out_indices, eca):
+    """The literal forms compute the spec's operations in its order, so
+    they equal the float32 oracle to rounding. The forms the device runs
+    (on the CPU in eval: the update with its norm folded into one matmul)
+    round differently; with these random weights the network amplifies
+    float32 rounding to a few 1e-5 of the output, so they are held to the
+    float64 oracle: no further from it than twice the float32 oracle is."""
     full = _full(eca)
     model = RLAMobileNetV2(out_indices=out_indices, eca=eca)
     model.load_state_dict(full.state_dict())  # unbuilt parts dropped
     model.eval()
     img = torch.randn(2, 3, 64, 64)
+    params = _params(full)
     with torch.no_grad():
+        with select_impl('literal'):
+            literal = model(img)
         outs = model(img)
-        expected = reference_mobilenet_v2_forward(_params(full), img,
-                                                  out_indices, eca)
+        expected = reference_mobilenet_v2_forward(params, img, out_indices,
+                                                  eca)
+        exact = reference_mobilenet_v2_forward(
+            {k: v.double() for k, v in params.items()}, img.double(),
+            out_indices, eca)
     assert len(outs) == len(out_indices) == len(model.out_channels)
-    for out, ref, ch in zip(outs, expected, model.out_channels):
+    for lit, out, ref, ex, ch in zip(literal, outs, expected, exact,
+                                     model.out_channels):
         assert out.shape == ref.shape and out.shape[1] == ch
         scale = ref.abs().max()
         assert scale > 0
-        assert (out - ref).abs().max() <= 1e-5 * scale
+        assert (lit - ref).abs().max() <= 1e-5 * scale
+        float32_error = (ref.double() - ex).abs().max()
+        assert ((out.double() - ex).abs().max() <=
+                2 * float32_error + 1e-6 * scale)
 
 
 @pytest.mark.parametrize('eca', [False, True], ids=['plain', 'eca'])
