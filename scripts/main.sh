@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: train Mask R-CNN with an RLA-ResNet-18 from scratch on the
 # synthetic shapes dataset, then evaluate the final checkpoint on its
-# validation split (COCO bbox and segm mAP). About 10 minutes on 2 CPU cores.
+# validation split (COCO bbox and segm mAP). 8 to 18 minutes on 2 CPU cores.
 #
 # Usage: scripts/main.sh        (after scripts/bootstrap.sh)
 # Environment: PYTHON (default .venv/bin/python of the repository).
