@@ -23,6 +23,16 @@
 # file, requirements/*.txt, setup.py, rla_mmdet/dependencies.py or
 # scripts/build_mmcv.py change (their hash is stored in VENV/.rla-stamp).
 #
+# Disk: PyPI's torch for Linux is a CUDA build, so each environment holds
+# torch's CUDA libraries (measured, installed: .venv 5.9 GiB, .venv-torch21
+# 5.3 GiB, .venv-oldest 4.8 GiB; while pip installs torch, its downloaded
+# wheels take up to 1.9 GiB more). need_mib below is that peak plus 1 GiB of
+# room; a disk with less free space is refused before anything is
+# downloaded, instead of pip stopping half-way with "No space left on
+# device". Downloading and installing torch (step 1) runs one environment
+# at a time, so that three environments built side by side do not hold
+# three sets of downloaded wheels at once.
+#
 # Environment: RLA_VENV (where to create it), RLA_PYTHON (the interpreter,
 # default: pythonX.Y of the stack, found on PATH or in pyenv).
 set -euo pipefail
@@ -30,9 +40,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 req=$root/requirements
 stack=${1:-main}
 case "$stack" in
-    main)    venv=${RLA_VENV:-$root/.venv};         lock=$req/lock.txt;         pyver=3.12 ;;
-    torch21) venv=${RLA_VENV:-$root/.venv-torch21}; lock=$req/lock-torch21.txt; pyver=3.11 ;;
-    oldest)  venv=${RLA_VENV:-$root/.venv-oldest};  lock=$req/lock-oldest.txt;  pyver=3.8 ;;
+    main)    venv=${RLA_VENV:-$root/.venv};         lock=$req/lock.txt;         pyver=3.12; need_mib=9000 ;;
+    torch21) venv=${RLA_VENV:-$root/.venv-torch21}; lock=$req/lock-torch21.txt; pyver=3.11; need_mib=8400 ;;
+    oldest)  venv=${RLA_VENV:-$root/.venv-oldest};  lock=$req/lock-oldest.txt;  pyver=3.8;  need_mib=7600 ;;
     *)
         echo "usage: $0 [main|torch21|oldest]" >&2
         exit 2 ;;
@@ -72,6 +82,39 @@ if ! python=$(find_python); then
 fi
 mmcv=$(sed -n 's/^mmcv==//p' "$lock")
 
+# Free MiB on the filesystem of $1 (its nearest existing folder).
+free_mib() {
+    local dir=$1
+    while [ ! -d "$dir" ]; do dir=$(dirname "$dir"); done
+    df -Pm "$dir" | awk 'NR == 2 {print $4}'
+}
+# MiB as GiB with one decimal.
+gib() {
+    echo "$(( $1 / 1024 )).$(( $1 % 1024 * 10 / 1024 ))"
+}
+# Refuse, in one sentence, a disk that cannot hold the environment (and,
+# when TMPDIR lies on another disk, one that cannot hold pip's downloads).
+check_space() {
+    local tmp=${TMPDIR:-/tmp} free
+    free=$(free_mib "$venv")
+    if [ "$free" -lt "$need_mib" ]; then
+        echo "bootstrap: the $stack environment needs about $(gib "$need_mib") GiB" \
+             "free on the disk of $venv (torch's CUDA build and its libraries)" \
+             "and $(gib "$free") GiB are free; free some space there or set" \
+             "RLA_VENV to a folder on a larger disk" >&2
+        exit 1
+    fi
+    if [ "$(stat -c %d "$tmp")" != "$(stat -c %d "$(dirname "$venv")")" ]; then
+        free=$(free_mib "$tmp")
+        if [ "$free" -lt 2560 ]; then
+            echo "bootstrap: pip needs about 2.5 GiB free in $tmp while it" \
+                 "installs torch and $(gib "$free") GiB are free; free some" \
+                 "space there or set TMPDIR to a folder on a larger disk" >&2
+            exit 1
+        fi
+    fi
+}
+
 mkdir -p "$(dirname "$venv")"
 exec 9>"$venv.lock"
 flock 9
@@ -83,11 +126,17 @@ start=$(date +%s)
 echo "bootstrap: creating $venv ($stack: $("$python" -V 2>&1), mmcv $mmcv;" \
      "a first run compiles mmcv's C++ ops: ~10 min on 2 cores)"
 rm -rf "$venv"
+# One environment at a time checks the disk and installs torch.
+exec 8>"$root/.bootstrap.lock"
+flock 8
+check_space
 "$python" -m venv "$venv"
 export PIP_CONSTRAINT=$lock PIP_DISABLE_PIP_VERSION_CHECK=1
 pip=("$venv/bin/python" -m pip -q)
 # Step 1: what mmcv's setup.py imports at build time (torch, setuptools<81).
 "${pip[@]}" install -r "$req/build.txt"
+flock -u 8
+exec 8>&-
 # Step 2: mmcv with its ops, compiled for this torch (or taken from the cache).
 "$venv/bin/python" "$root/scripts/build_mmcv.py" "$mmcv" --install >/dev/null
 # Step 3: the rest of the stack, then this package, editable, so tools/ and

@@ -439,3 +439,67 @@ def test_the_source_archives_hashes_are_pinned():
                     if line.startswith('mmcv==')]
         assert len(mmcv) == 1, name
         assert re.fullmatch(r'[0-9a-f]{64}', build.SDIST_SHA256[mmcv[0]])
+
+
+# ------------------------------------------------- scripts/bootstrap.sh disk
+@pytest.mark.parametrize('venv_free,tmp_free,refused', [
+    (100, 100000, 'venv'),      # the environment's disk is too small
+    (100000, 100, 'tmp'),       # TMPDIR, on another disk, is too small
+    (100000, 100000, None),     # room enough: it goes on to create the venv
+])
+def test_bootstrap_refuses_a_disk_without_room_first(tmp_path, venv_free,
+                                                     tmp_free, refused):
+    env_dir, tmp_dir, fake = (tmp_path / 'envs', tmp_path / 'tmp',
+                              tmp_path / 'bin')
+    for d in (env_dir, tmp_dir, fake):
+        d.mkdir()
+    venv = env_dir / 'venv'
+    marker = tmp_path / 'python-ran'
+    # df and stat answer for two disks: TMPDIR's, and the rest.
+    (fake / 'df').write_text(textwrap.dedent(f'''\
+        #!/bin/sh
+        for last; do :; done
+        free={venv_free}
+        case "$last" in "{tmp_dir}"*) free={tmp_free} ;; esac
+        echo "Filesystem 1048576-blocks Used Available Capacity Mounted on"
+        echo "/dev/fake 1000000 1 $free 1% /"
+        '''))
+    (fake / 'stat').write_text(textwrap.dedent(f'''\
+        #!/bin/sh
+        for last; do :; done
+        case "$last" in "{tmp_dir}"*) echo 2 ;; *) echo 1 ;; esac
+        '''))
+    # The stack's interpreter: answers -V, and stops where pip would start.
+    (fake / 'python').write_text(textwrap.dedent(f'''\
+        #!/bin/sh
+        if [ "$1" = -V ]; then echo "Python 3.12.1"; exit 0; fi
+        touch "{marker}"
+        exit 3
+        '''))
+    for tool in ('df', 'stat', 'python'):
+        (fake / tool).chmod(0o755)
+    env = dict(os.environ, PATH=f'{fake}:{os.environ["PATH"]}',
+               RLA_VENV=str(venv), RLA_PYTHON=str(fake / 'python'),
+               TMPDIR=str(tmp_dir))
+    out = subprocess.run(['bash', osp.join(ROOT, 'scripts', 'bootstrap.sh'),
+                          'main'], env=env, capture_output=True, text=True,
+                         timeout=120)
+    if refused is None:
+        assert out.returncode == 3, out.stderr
+        assert marker.exists()
+        return
+    assert out.returncode == 1, out.stderr
+    assert not marker.exists() and not venv.exists()
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    if refused == 'venv':
+        assert lines[0].startswith(
+            f'bootstrap: the main environment needs about 8.7 GiB free on '
+            f'the disk of {venv} (torch\'s CUDA build and its libraries) and '
+            f'0.0 GiB are free;'), lines[0]
+        assert 'set RLA_VENV to a folder on a larger disk' in lines[0]
+    else:
+        assert lines[0].startswith(
+            f'bootstrap: pip needs about 2.5 GiB free in {tmp_dir} while it '
+            'installs torch and 0.0 GiB are free;'), lines[0]
+        assert 'set TMPDIR to a folder on a larger disk' in lines[0]
