@@ -3,24 +3,20 @@
 Importing the package checks the versions of torch, numpy, mmengine, mmcv
 and mmdet (:mod:`rla_mmdet.dependencies`), registers ``RLAResNet``,
 ``RLAECANet``, ``RLAMobileNetV2``, the legacy ``RLA_ResNet`` builder and
-``SSDLiteHead`` in ``mmdet.registry.MODELS``, the hooks of
-:mod:`rla_mmdet.engine` in MMEngine's ``HOOKS``, and MMEngine's checkpoint
-types on torch's allow-list for ``torch.load(weights_only=True)``. It
-changes nothing else: MMEngine's checkpoint loader and file backends stay as
-they are until ``CheckpointIOHook`` (listed in this package's configs) or a
-``tools/`` script switches on :func:`rla_mmdet.engine.enable_checkpoint_io`.
+``SSDLiteHead`` in ``mmdet.registry.MODELS`` and the hooks of
+:mod:`rla_mmdet.engine` in MMEngine's ``HOOKS``. It changes nothing else:
+torch's ``weights_only`` allow-list, MMEngine's checkpoint loaders and
+file backends stay as they are until ``CheckpointIOHook`` (listed in this
+package's configs) or a ``tools/`` script switches on :func:`rla_mmdet.engine.enable_checkpoint_io`.
 """
 from .dependencies import check_installed as _check_installed
 
 _check_installed()
 
 from .backbones import RLAECANet, RLAMobileNetV2, RLAResNet  # noqa: E402
-from .checkpoint import register_safe_globals  # noqa: E402
 from .engine import (CheckpointIOHook, EpochSeedHook,  # noqa: E402,F401
                      NonFiniteLossHook)
 from .ssd_head import SSDLiteHead  # noqa: E402,F401
 from .version import __version__  # noqa: E402
-
-register_safe_globals()
 
 __all__ = ['RLAResNet', 'RLAECANet', 'RLAMobileNetV2', '__version__']

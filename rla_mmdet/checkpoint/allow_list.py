@@ -1,0 +1,667 @@
+"""The allow-list: what a checkpoint's pickle may build, and how.
+
+A pickle is a program: its ``GLOBAL`` opcodes import names, ``REDUCE``,
+``NEWOBJ`` and ``NEWOBJ_EX`` call them, ``BUILD`` hands state to an
+object's ``__setstate__``, and ``APPENDS`` / ``SETITEMS`` call methods of
+whatever is on its stack. An allow-list of *names* is not enough: one
+allowed class whose ``__setstate__`` changes shared state, or one allowed
+helper that calls its argument, opens the rest of the process. So this list
+holds values and constructors of values, each written here:
+
+- every global a pickle may name is a key of :data:`ALLOWED`; its value is
+  either a plain value (a torch dtype, a marker) or one of this module's
+  constructors, which checks the types of every argument before it builds
+  anything (:func:`_constructor`);
+- the tensor rebuild functions are torch's own, called by a constructor
+  after the storage, offset, sizes, strides (within the storage), flags and
+  backward hooks (none) were checked; ``torch._tensor._rebuild_from_type_v2``
+  only takes one of these constructors as its function, and only
+  ``torch.Tensor`` / ``torch.nn.Parameter`` as its type;
+- numpy values come from plain numeric dtypes (:data:`NUMPY_KINDS`) built
+  by name; the state a pickle gives a dtype must equal the state of that
+  dtype (nothing is set from it), and arrays and scalars are copied from
+  raw bytes of the right length (:func:`numpy.frombuffer`), never through
+  numpy's ``__setstate__``;
+- an MMEngine ``HistoryBuffer`` is rebuilt by calling its constructor with
+  checked plain state (a length and two numeric arrays); its pickled
+  ``statistics_methods`` are read as names only (the ``getattr`` the pickle
+  uses for them returns a name, not an attribute) and not used: the
+  statistics are the ones registered in this process;
+- ``BUILD`` only sets the ``__dict__`` of an ``OrderedDict`` (a
+  ``state_dict``'s ``_metadata``) or hands state to this module's
+  placeholders; ``APPEND(S)`` only extends lists, ``SETITEM(S)`` only fills
+  dicts, ``ADDITEMS`` only fills sets; ``INST``, ``OBJ`` and the
+  ``EXT`` opcodes are refused.
+
+The same constructors serve torch's own ``weights_only`` unpickler
+(:data:`TORCH_SAFE_GLOBALS`, passed per call through
+``torch.serialization.safe_globals`` on torch >= 2.6); there torch's own
+list and checks guard torch's types. Values that a pickle builds in
+several steps (numpy arrays, dtypes, ``HistoryBuffer``) are placeholders
+until :func:`resolve` replaces them in the loaded checkpoint.
+"""
+import _compat_pickle
+import io
+import math
+import pickle
+from collections import Counter, OrderedDict
+from functools import lru_cache
+from typing import Any, Callable, Dict, List, Tuple
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer
+
+
+class Refused(pickle.UnpicklingError):
+    """The pickle asks for something outside the allow-list."""
+
+
+# ------------------------------------------------------------ checks
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise Refused(f'refused {what}')
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int
+
+
+def _check_ints(values: Any, what: str) -> Tuple[int, ...]:
+    _check(
+        isinstance(values, (tuple, list, torch.Size))
+        and all(_is_int(v) and v >= 0 for v in values),
+        f'{what} {values!r}: expected a tuple of non-negative ints')
+    return tuple(values)
+
+
+def _check_no_hooks(hooks: Any) -> None:
+    _check(type(hooks) in (OrderedDict, dict) and not hooks,
+           'a tensor with backward hooks: checkpoints hold none')
+
+
+def _check_plain_state(state: Any, what: str) -> None:
+    _check(state is None or (type(state) in (dict, OrderedDict) and not state),
+           f'state {abbreviate_repr(state)} for {what}: a checkpoint '
+           'tensor has no attributes')
+
+
+def abbreviate_repr(value: Any, n: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[:n] + '...'
+
+
+# ------------------------------------------------------------ tensors
+def _check_storage_extent(storage: Any, offset: Any, size: Any, stride: Any,
+                          itemsize: int) -> None:
+    """The tensor lies inside its storage (``set_`` would otherwise grow
+    the storage or read past it)."""
+    _check(
+        isinstance(storage,
+                   (torch.storage.TypedStorage, torch.UntypedStorage)),
+        f'a tensor on {type(storage).__name__}: expected a storage of the '
+        'file')
+    _check(_is_int(offset) and offset >= 0,
+           f'storage offset {offset!r}: expected an int >= 0')
+    size = _check_ints(size, 'tensor size')
+    stride = _check_ints(stride, 'tensor stride')
+    _check(len(size) == len(stride), f'size {size} with stride {stride}')
+    if 0 in size:
+        return
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    nbytes = getattr(storage, '_untyped_storage', storage).nbytes()
+    _check((last + 1) * itemsize <= nbytes,
+           f'a tensor of size {size}, stride {stride} and offset {offset} '
+           f'reaching past its storage of {nbytes} bytes')
+
+
+def _itemsize(dtype: Any) -> int:
+    _check(isinstance(dtype, torch.dtype), f'tensor dtype {dtype!r}')
+    return _element_size(dtype)
+
+
+@lru_cache(maxsize=None)
+def _element_size(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def _rebuild_tensor(storage, offset, size, stride):
+    """``torch._utils._rebuild_tensor`` (legacy files)."""
+    _check_storage_extent(storage, offset, size, stride,
+                          _itemsize(storage.dtype))
+    return torch._utils._rebuild_tensor(storage, offset, tuple(size),
+                                        tuple(stride))
+
+
+def _check_flags(requires_grad: Any, hooks: Any, metadata: Any) -> None:
+    _check(type(requires_grad) is bool, f'requires_grad={requires_grad!r}')
+    _check_no_hooks(hooks)
+    _check(
+        metadata is None or (type(metadata) is dict and all(
+            type(k) is str and type(v) is bool
+            for k, v in metadata.items())),
+        f'tensor metadata {abbreviate_repr(metadata)}')
+
+
+def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks,
+                       metadata=None):
+    """``torch._utils._rebuild_tensor_v2`` (what ``torch.save`` writes)."""
+    _check_storage_extent(storage, offset, size, stride,
+                          _itemsize(storage.dtype))
+    _check_flags(requires_grad, hooks, metadata)
+    args = (storage, offset, tuple(size), tuple(stride), requires_grad,
+            OrderedDict())
+    if metadata:
+        args += (metadata, )
+    return torch._utils._rebuild_tensor_v2(*args)
+
+
+def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks,
+                       dtype, metadata=None):
+    """``torch._utils._rebuild_tensor_v3`` (dtypes without a typed
+    storage)."""
+    _check_storage_extent(storage, offset, size, stride, _itemsize(dtype))
+    _check_flags(requires_grad, hooks, metadata)
+    args = (storage, offset, tuple(size), tuple(stride), requires_grad,
+            OrderedDict(), dtype)
+    if metadata:
+        args += (metadata, )
+    return torch._utils._rebuild_tensor_v3(*args)
+
+
+def _rebuild_parameter(data, requires_grad, hooks):
+    """``torch._utils._rebuild_parameter``."""
+    _check(type(data) is torch.Tensor, f'parameter data {type(data)}')
+    _check_flags(requires_grad, hooks, None)
+    return torch._utils._rebuild_parameter(data, requires_grad,
+                                           OrderedDict())
+
+
+_TENSOR_REBUILDERS = (_rebuild_tensor, _rebuild_tensor_v2,
+                      _rebuild_tensor_v3, _rebuild_parameter)
+
+
+def _rebuild_from_type_v2(func, new_type, args, state):
+    """``torch._tensor._rebuild_from_type_v2``, whose ``func`` may only be
+    one of the tensor constructors above."""
+    _check(func in _TENSOR_REBUILDERS,
+           f'_rebuild_from_type_v2 calling {abbreviate_repr(func)}: only '
+           'tensor rebuild functions may be called')
+    _check(new_type in (torch.Tensor, torch.nn.Parameter),
+           f'_rebuild_from_type_v2 to {abbreviate_repr(new_type)}')
+    _check(type(args) is tuple, '_rebuild_from_type_v2 arguments')
+    _check_plain_state(state, new_type.__name__)
+    return torch._tensor._rebuild_from_type_v2(func, new_type, args, {})
+
+
+# ------------------------------------------------------------ containers
+def _ordered_dict(*args):
+    _check(
+        not args or (len(args) == 1 and type(args[0]) is list and all(
+            type(p) in (tuple, list) and len(p) == 2 for p in args[0])),
+        'OrderedDict arguments')
+    return OrderedDict(*args)
+
+
+def _counter(*args):
+    _check(not args or (len(args) == 1 and type(args[0]) is dict),
+           'Counter arguments')
+    return Counter(*args)
+
+
+def _set(*args):
+    _check(not args or (len(args) == 1 and type(args[0]) is list),
+           'set arguments')
+    return set(*args)
+
+
+def _frozenset(*args):
+    _check(not args or (len(args) == 1 and type(args[0]) is list),
+           'frozenset arguments')
+    return frozenset(*args)
+
+
+def _number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+def _complex(*args):
+    _check(len(args) <= 2 and all(map(_number, args)), 'complex arguments')
+    return complex(*args)
+
+
+def _slice(*args):
+    _check(
+        len(args) <= 3 and all(a is None or _is_int(a) for a in args),
+        'slice arguments')
+    return slice(*args)
+
+
+def _encode(text, encoding='utf-8'):
+    """``_codecs.encode``: how protocol 2 writes ``bytes``."""
+    _check(type(text) is str and encoding in ('latin1', 'latin-1'),
+           f'_codecs.encode of {type(text).__name__} with {encoding!r}')
+    return text.encode('latin1')
+
+
+def _bytearray(*args):
+    _check(
+        not args or (len(args) == 1 and type(args[0]) is bytes) or
+        (len(args) == 2 and type(args[0]) is str
+         and args[1] in ('latin1', 'latin-1')), 'bytearray arguments')
+    return bytearray(*args)
+
+
+def _size(*args):
+    _check(len(args) == 1, 'torch.Size arguments')
+    return torch.Size(_check_ints(args[0], 'torch.Size'))
+
+
+def _device(*args):
+    _check(
+        1 <= len(args) <= 2 and type(args[0]) is str
+        and (len(args) == 1 or _is_int(args[1])), 'torch.device arguments')
+    return torch.device(*args)
+
+
+# ------------------------------------------------------------ numpy
+#: The numpy dtypes a checkpoint may hold (the names numpy pickles them
+#: by): booleans, integers, floats and complex numbers. Structured, object,
+#: string and datetime dtypes are refused.
+NUMPY_KINDS = frozenset({
+    'b1', 'i1', 'i2', 'i4', 'i8', 'u1', 'u2', 'u4', 'u8', 'f2', 'f4', 'f8',
+    'c8', 'c16'
+})
+
+
+class _Marker:
+    """A name a pickle may refer to that stands for nothing callable."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f'<{self.name}>'
+
+
+_NDARRAY = _Marker('numpy.ndarray')
+
+
+class Placeholder:
+    """A value a pickle builds in two steps (a call, then ``BUILD``): what
+    the call returns until :func:`resolve` swaps in :attr:`value`."""
+
+    value: Any
+
+    def __setstate__(self, state: Any) -> None:
+        raise Refused(f'refused to set the state of {type(self).__name__}')
+
+    def get(self) -> Any:
+        _check('value' in self.__dict__,
+               f'{type(self).__name__} that the pickle never completed')
+        return self.value
+
+
+class NumpyDType(Placeholder):
+    """A numpy dtype of :data:`NUMPY_KINDS`; ``BUILD`` may only restate
+    its own state."""
+
+    def __init__(self, name: str) -> None:
+        self.value = np.dtype(name)
+
+    def __setstate__(self, state: Any) -> None:
+        _check(state == self.value.__reduce__()[2],
+               f'numpy dtype state {abbreviate_repr(state)} for '
+               f'{self.value}: only the plain state of the dtype is taken')
+
+
+def _numpy_dtype(name, align=False, copy=True):
+    """``numpy.dtype`` (how numpy pickles a dtype)."""
+    _check(
+        type(name) is str and name in NUMPY_KINDS and type(align) is bool
+        and type(copy) is bool,
+        f'numpy dtype {abbreviate_repr(name)}: only plain numeric dtypes '
+        f'({", ".join(sorted(NUMPY_KINDS))}) may be loaded')
+    return NumpyDType(name)
+
+
+def _plain_dtype(dtype: Any) -> np.dtype:
+    _check(isinstance(dtype, NumpyDType), f'numpy dtype {dtype!r}')
+    return dtype.get()
+
+
+def _numpy_scalar(dtype, raw):
+    """``numpy.core.multiarray.scalar``: a numpy scalar from its bytes."""
+    dtype = _plain_dtype(dtype)
+    _check(type(raw) is bytes and len(raw) == dtype.itemsize,
+           f'{len(raw) if type(raw) is bytes else type(raw)} bytes for a '
+           f'numpy {dtype} scalar')
+    return np.frombuffer(raw, dtype)[0]
+
+
+class NumpyArray(Placeholder):
+    """A numpy array of a plain dtype, copied from the raw bytes of its
+    ``BUILD`` state."""
+
+    def __setstate__(self, state: Any) -> None:
+        _check(type(state) is tuple and len(state) == 5 and state[0] == 1,
+               f'numpy array state {abbreviate_repr(state)}')
+        _, shape, dtype, fortran, raw = state
+        shape = _check_ints(shape, 'numpy array shape')
+        dtype = _plain_dtype(dtype)
+        _check(type(fortran) is bool, 'numpy array order')
+        _check(
+            type(raw) is bytes
+            and len(raw) == math.prod(shape) * dtype.itemsize,
+            f'numpy array data for shape {shape} and dtype {dtype}')
+        self.value = np.frombuffer(
+            raw, dtype).reshape(shape, order='F' if fortran else 'C').copy(
+                order='K')
+
+
+def _reconstruct(subtype, shape, typecode):
+    """``numpy.core.multiarray._reconstruct``: an empty array that the
+    pickle then fills through ``BUILD``."""
+    _check(subtype is _NDARRAY and shape == (0, ) and typecode == b'b',
+           f'numpy _reconstruct{abbreviate_repr((subtype, shape, typecode))}')
+    return NumpyArray()
+
+
+# ------------------------------------------------------------ MMEngine
+class StatisticName(str):
+    """A ``HistoryBuffer`` statistics method, by name only."""
+
+
+class HistoryBufferState(Placeholder):
+    """What a pickled ``mmengine.logging.HistoryBuffer`` becomes: its
+    ``BUILD`` state is checked and handed to ``HistoryBuffer``'s
+    constructor; ``HistoryBuffer.__setstate__`` (which updates a dict that
+    every ``HistoryBuffer`` shares) is never called."""
+
+    #: The state keys MMEngine writes (0.7: the first three; >= 0.8 adds
+    #: ``statistics_methods``).
+    KEYS = ('max_length', '_log_history', '_count_history')
+
+    def __setstate__(self, state: Any) -> None:
+        _check(
+            type(state) is dict and all(k in state for k in self.KEYS)
+            and set(state) <= set(self.KEYS) | {'statistics_methods'},
+            f'HistoryBuffer state with keys {abbreviate_repr(list(state))}'
+            if type(state) is dict else 'HistoryBuffer state')
+        max_length = state['max_length']
+        _check(_is_int(max_length) and max_length > 0,
+               f'HistoryBuffer max_length {max_length!r}')
+        log, count = (_plain_array(state[k], k) for k in self.KEYS[1:])
+        _check(log.shape == count.shape,
+               'HistoryBuffer histories of different lengths')
+        methods = state.get('statistics_methods', {})
+        _check(
+            type(methods) is dict and all(
+                type(k) is str and isinstance(v, StatisticName)
+                for k, v in methods.items()),
+            'HistoryBuffer statistics_methods: expected names of its '
+            'statistics')
+        self.value = HistoryBuffer(log, count, max_length)
+
+
+def _plain_array(value: Any, what: str) -> np.ndarray:
+    _check(isinstance(value, NumpyArray), f'HistoryBuffer {what}')
+    array = value.get()
+    _check(array.ndim == 1, f'HistoryBuffer {what} of shape {array.shape}')
+    return array
+
+
+def _statistic_name(owner, name):
+    """Stands for ``builtins.getattr``, which protocol 2 writes for
+    ``HistoryBuffer.<statistics method>``: returns the name, looks up
+    nothing."""
+    _check(owner is HistoryBufferState and type(name) is str
+           and name.isidentifier() and not name.startswith('__'),
+           f'getattr({abbreviate_repr(owner)}, {abbreviate_repr(name)}): '
+           'only the name of a HistoryBuffer statistics method may be given')
+    return StatisticName(name)
+
+
+# ------------------------------------------------------------ the list
+def _torch_dtypes() -> Dict[str, Any]:
+    return {
+        f'torch.{name}': value
+        for name, value in vars(torch).items()
+        if isinstance(value, torch.dtype)
+    }
+
+
+def _constructors() -> Dict[str, Callable]:
+    table: Dict[str, Callable] = {
+        'torch._utils._rebuild_tensor': _rebuild_tensor,
+        'torch._utils._rebuild_tensor_v2': _rebuild_tensor_v2,
+        'torch._utils._rebuild_tensor_v3': _rebuild_tensor_v3,
+        'torch._utils._rebuild_parameter': _rebuild_parameter,
+        'torch._tensor._rebuild_from_type_v2': _rebuild_from_type_v2,
+        'torch.Size': _size,
+        'torch.device': _device,
+        'collections.OrderedDict': _ordered_dict,
+        'collections.Counter': _counter,
+        '_codecs.encode': _encode,
+        'builtins.set': _set,
+        'builtins.frozenset': _frozenset,
+        'builtins.complex': _complex,
+        'builtins.slice': _slice,
+        'builtins.bytearray': _bytearray,
+        'builtins.getattr': _statistic_name,
+        'numpy.dtype': _numpy_dtype,
+        'mmengine.logging.history_buffer.HistoryBuffer': HistoryBufferState,
+    }
+    for core in ('numpy.core', 'numpy._core'):  # numpy 1 / numpy 2 names
+        table[f'{core}.multiarray._reconstruct'] = _reconstruct
+        table[f'{core}.multiarray.scalar'] = _numpy_scalar
+    return table
+
+
+#: ``{'module.name': what the unpickler returns for it}``: this module's
+#: constructors, torch dtypes, ``torch.Tensor`` / ``torch.nn.Parameter``
+#: (as the type argument of ``_rebuild_from_type_v2``), ``UntypedStorage``
+#: (as a storage type) and the ``numpy.ndarray`` marker. Nothing else.
+ALLOWED: Dict[str, Any] = dict(
+    _constructors(), **_torch_dtypes(), **{
+        'torch.Tensor': torch.Tensor,
+        'torch._tensor.Tensor': torch.Tensor,
+        'torch.nn.parameter.Parameter': torch.nn.Parameter,
+        'torch.UntypedStorage': torch.UntypedStorage,
+        'torch.storage.UntypedStorage': torch.UntypedStorage,
+        'numpy.ndarray': _NDARRAY,
+    })
+_CALLABLE = frozenset(
+    id(v) for k, v in ALLOWED.items()
+    if callable(v) and v not in (torch.Tensor, torch.nn.Parameter,
+                                 torch.UntypedStorage))
+#: The classes ``NEWOBJ`` may create (with no arguments).
+_NEWOBJ = (HistoryBufferState, )
+#: The containers each filling opcode may fill.
+_LISTS, _DICTS, _SETS = (list, ), (dict, OrderedDict, Counter), (set, )
+
+#: What torch's own ``weights_only`` unpickler (torch >= 2.6) is given,
+#: per call (``torch.serialization.safe_globals``), never for the whole
+#: process: this module's constructors under the names pickles use, and the
+#: placeholder types it may ``BUILD``. For the names torch allows itself
+#: (tensors, ``OrderedDict``, ``set``...) torch's own entries win; ours add
+#: numpy, MMEngine's ``HistoryBuffer`` and the builtins torch lacks.
+#: torch's own dtypes and classes are not repeated.
+TORCH_SAFE_GLOBALS: List[Tuple[Any, str]] = [
+    (obj, name) for name, obj in ALLOWED.items()
+    if id(obj) in _CALLABLE or obj is _NDARRAY
+] + [(cls, f'{cls.__module__}.{cls.__qualname__}')
+     for cls in (NumpyDType, NumpyArray)]
+
+
+# ------------------------------------------------------------ the unpickler
+class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
+    """The pure-Python unpickler with every opcode that imports, calls or
+    sets state replaced by a checked one.
+
+    ``find_class`` returns only :data:`ALLOWED` entries; ``REDUCE``,
+    ``NEWOBJ`` and ``NEWOBJ_EX`` call only this module's constructors;
+    ``BUILD`` only fills an ``OrderedDict``'s ``__dict__`` or a
+    placeholder. A checkpoint's pickle holds only the structure (the tensor
+    bytes are read outside it), so the pure-Python unpickler costs little.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+
+    def find_class(self, module: str, name: str) -> Any:
+        if self.proto < 3 and self.fix_imports:
+            # Protocol 2 (torch.save's) writes Python 2 names such as
+            # __builtin__.set; map them as pickle.Unpickler does.
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            elif module in _compat_pickle.IMPORT_MAPPING:
+                module = _compat_pickle.IMPORT_MAPPING[module]
+        key = f'{module}.{name}'
+        if key not in ALLOWED:
+            raise Refused(f'refused global {key}: it is not on the allow-list '
+                          'of checkpoint types')
+        return ALLOWED[key]
+
+    def _call(self, func: Any, args: Any, kwargs: Any = None) -> Any:
+        _check(id(func) in _CALLABLE and type(args) is tuple,
+               f'a call of {abbreviate_repr(func)}: only checkpoint '
+               'constructors may be called')
+        _check(not kwargs, 'keyword arguments')
+        return func(*args)
+
+    def load_reduce(self) -> None:
+        args = self.stack.pop()
+        self.stack[-1] = self._call(self.stack[-1], args)
+
+    def load_newobj(self) -> None:
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        self._new(cls, args, {})
+
+    def load_newobj_ex(self) -> None:
+        kwargs = self.stack.pop()
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        self._new(cls, args, kwargs)
+
+    def _new(self, cls: Any, args: Any, kwargs: Any) -> None:
+        _check(cls in _NEWOBJ and args == () and not kwargs,
+               f'creating {abbreviate_repr(cls)} with '
+               f'{abbreviate_repr((args, kwargs))}')
+        self.append(cls())
+
+    def load_build(self) -> None:
+        state = self.stack.pop()
+        inst = self.stack[-1]
+        if isinstance(inst, Placeholder):
+            inst.__setstate__(state)
+            return
+        _check(
+            type(inst) is OrderedDict and type(state) is dict and all(
+                type(k) is str and not k.startswith('__') for k in state),
+            f'setting the state of a {type(inst).__name__}')
+        inst.__dict__.update(state)
+
+    def _target(self, types: tuple, opcode: str) -> Any:
+        target = self.stack[-1]
+        _check(type(target) in types,
+               f'{opcode} on a {type(target).__name__}')
+        return target
+
+    def load_append(self) -> None:
+        value = self.stack.pop()
+        self._target(_LISTS, 'APPEND').append(value)
+
+    def load_appends(self) -> None:
+        items = self.pop_mark()
+        self._target(_LISTS, 'APPENDS').extend(items)
+
+    def load_setitem(self) -> None:
+        value = self.stack.pop()
+        key = self.stack.pop()
+        self._target(_DICTS, 'SETITEM')[key] = value
+
+    def load_setitems(self) -> None:
+        items = self.pop_mark()
+        target = self._target(_DICTS, 'SETITEMS')
+        for i in range(0, len(items), 2):
+            target[items[i]] = items[i + 1]
+
+    def load_additems(self) -> None:
+        items = self.pop_mark()
+        self._target(_SETS, 'ADDITEMS').update(items)
+
+    def _refuse_opcode(self) -> None:
+        raise Refused('refused a pickle opcode (INST, OBJ or EXT) that '
+                      'torch.save never writes')
+
+    for _opcodes, _method in (
+        ((pickle.REDUCE, ), load_reduce),
+        ((pickle.NEWOBJ, ), load_newobj),
+        ((pickle.NEWOBJ_EX, ), load_newobj_ex),
+        ((pickle.BUILD, ), load_build),
+        ((pickle.APPEND, ), load_append),
+        ((pickle.APPENDS, ), load_appends),
+        ((pickle.SETITEM, ), load_setitem),
+        ((pickle.SETITEMS, ), load_setitems),
+        ((pickle.ADDITEMS, ), load_additems),
+        ((pickle.INST, pickle.OBJ, pickle.EXT1, pickle.EXT2, pickle.EXT4),
+         _refuse_opcode),
+    ):
+        for _opcode in _opcodes:
+            dispatch[_opcode[0]] = _method
+    del _opcodes, _method, _opcode
+
+
+class RestrictedPickleModule:
+    """What ``torch.load(pickle_module=...)`` needs of a pickle module."""
+
+    Unpickler = RestrictedUnpickler
+    UnpicklingError = pickle.UnpicklingError
+
+    @staticmethod
+    def load(file, **kwargs):
+        return RestrictedUnpickler(file, **kwargs).load()
+
+    @staticmethod
+    def loads(data, **kwargs):
+        return RestrictedUnpickler(io.BytesIO(data), **kwargs).load()
+
+
+# ------------------------------------------------------------ resolving
+def resolve(obj: Any) -> Any:
+    """``obj`` with every placeholder replaced by its value, in the
+    containers a checkpoint is made of. A placeholder the pickle never
+    completed, or a name that only belongs in a ``HistoryBuffer`` state,
+    is refused."""
+    done: Dict[int, Any] = {}
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, Placeholder):
+            return value.get()
+        _check(not isinstance(value, (StatisticName, _Marker)) and not (
+            isinstance(value, type) and issubclass(value, Placeholder)),
+               f'{abbreviate_repr(value)} outside the state it belongs to')
+        kind = type(value)
+        if kind not in (dict, OrderedDict, Counter, list, tuple, set,
+                        frozenset):
+            return value
+        if id(value) in done:
+            return done[id(value)]
+        if kind in (dict, OrderedDict, Counter):
+            done[id(value)] = value
+            for key in value:
+                _check(walk(key) is key, 'a placeholder as a dict key')
+                value[key] = walk(value[key])
+            return value
+        if kind is list:
+            done[id(value)] = value
+            value[:] = [walk(v) for v in value]
+            return value
+        items = [walk(v) for v in value]
+        new = value if all(a is b for a, b in zip(items, value)) else kind(
+            items)
+        done[id(value)] = new
+        return new
+
+    return walk(obj)

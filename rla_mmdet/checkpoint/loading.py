@@ -1,0 +1,309 @@
+"""Checkpoint files read without running code from them.
+
+:func:`load_checkpoint_file` is the one place this package reads a
+checkpoint file (a path; URLs are downloaded first, see
+:mod:`rla_mmdet.checkpoint.remote`).
+
+Threat model: the file is written by someone else (downloaded, shared, or
+replaced on a shared disk). Reading it must not run code, write files,
+change the process (a class, a registry, torch's allow-list) or crash it;
+the worst it may do is fail to load, with one sentence saying why. What
+each layer guarantees, in the order they act:
+
+1. **Two formats only reach** ``torch.load`` (:func:`_check_format`): the
+   zip format, whose records must be exactly those ``torch.save`` writes
+   (``data.pkl``, ``data/<n>``, ``byteorder``, ``version``, ...; listed by
+   Python's ``zipfile`` and by torch's own reader), and the legacy
+   single-pickle format. A TorchScript archive (``torch.jit.save``: ``code/``,
+   ``constants.pkl``), which ``torch.load`` hands to ``torch.jit.load``
+   whatever ``pickle_module`` says and which runs the archive's
+   ``__setstate__`` methods, is refused; so is a tar archive (torch's
+   oldest format), which torch's legacy loader extracts to disk before it
+   reads anything, and any other file. This check is this package's, on
+   every torch and route.
+2. **The pickle builds values only** (:mod:`.allow_list`): every global
+   it names, every call, every ``BUILD`` and every container it fills is
+   checked there; nothing outside :data:`~.allow_list.ALLOWED` is
+   imported, and what is allowed are constructors of values that check
+   their arguments. Two routes enforce it:
+
+   - ``restricted=True`` (the default, ``None``, on every torch): this
+     package's :class:`~.allow_list.RestrictedUnpickler`, passed to
+     ``torch.load`` as its ``pickle_module``. It checks the arguments of
+     every call, including the function that
+     ``torch._tensor._rebuild_from_type_v2`` calls, which torch's own
+     ``weights_only`` unpickler leaves unchecked.
+   - ``restricted=False`` (torch >= 2.6): ``torch.load(weights_only=True)``
+     with :data:`~.allow_list.TORCH_SAFE_GLOBALS` allowed for that call
+     only (``torch.serialization.safe_globals``). This package's
+     constructors then build the numpy and MMEngine values, and torch's
+     own list and checks guard torch's types.
+
+3. **Nothing global changes**: ``import rla_mmdet`` adds nothing to torch's
+   process-wide ``weights_only`` list, and loading sets the state of no
+   class. MMEngine's own ``torch.load`` calls are untouched unless its
+   checkpoint IO is switched on (``CheckpointIOHook``, the ``tools/``
+   scripts: :func:`rla_mmdet.engine.enable_checkpoint_io`), which routes its
+   loaders through this function.
+
+A missing file is a ``FileNotFoundError``, an unsafe one an
+:class:`UnsafeCheckpointError`, a truncated or corrupt one a
+``ValueError``; each names the file.
+"""
+import os
+import os.path as osp
+import pickle
+import re
+import tarfile
+import zipfile
+from typing import Any, BinaryIO, Dict, Iterable, List, Mapping, Optional, Tuple
+
+import torch
+
+from .allow_list import (TORCH_SAFE_GLOBALS, Refused, RestrictedPickleModule,
+                         resolve)
+
+_TORCH_VERSION = tuple(
+    int(p) for p in re.findall(r'\d+', torch.__version__)[:2])
+#: Whether ``restricted=False`` is available: torch's ``weights_only``
+#: unpickler takes ``(constructor, name)`` entries per call from torch 2.6.
+WEIGHTS_ONLY_ENFORCES_ALLOW_LIST = _TORCH_VERSION >= (2, 6) and hasattr(
+    torch.serialization, 'safe_globals')
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint holds objects whose unpickling could run code, or is a
+    kind of file whose opening could write to disk."""
+
+
+def _unsafe(filename: str, what: str, advice: str) -> UnsafeCheckpointError:
+    return UnsafeCheckpointError(
+        f'refused to load {filename!r}: {what}; {advice}')
+
+
+# ------------------------------------------------ the file's format
+#: The records ``torch.save`` writes into its zip archive (below the
+#: archive's top-level folder), besides the tensor data ``data/<n>``.
+_TORCH_SAVE_RECORDS = frozenset({
+    'data.pkl', 'byteorder', 'version', '.data/version',
+    '.data/serialization_id', '.format_version', '.storage_alignment'
+})
+_STORAGE_RECORD = re.compile(r'data/[0-9]+\Z')
+_ZIP_MAGIC = b'PK\x03\x04'  # what torch.load takes for its zip format
+_PICKLE_PROTOCOLS = range(2, 6)  # a legacy file starts with PROTO 2..5
+
+
+def _zipfile_records(file: BinaryIO) -> List[str]:
+    """The names in the zip archive ``file``, less their one top-level
+    folder (``torch.save`` puts every record in one)."""
+    with zipfile.ZipFile(file) as archive:
+        names = archive.namelist()
+    folders = {name.split('/', 1)[0] for name in names}
+    if len(folders) != 1 or not all('/' in name for name in names):
+        return names  # kept whole: not of torch.save's layout
+    return [name.split('/', 1)[1] for name in names]
+
+
+def _torch_records(file: BinaryIO) -> List[str]:
+    """The records that torch's own zip reader (the one ``torch.load``
+    uses) finds in ``file``; empty where this torch cannot list them."""
+    reader = getattr(torch._C, 'PyTorchFileReader', None)
+    if reader is None or not hasattr(reader, 'get_all_records'):
+        return []
+    return list(reader(file).get_all_records())
+
+
+def _not_torch_save(records: Iterable[str]) -> List[str]:
+    return [
+        r for r in records
+        if r not in _TORCH_SAVE_RECORDS and not _STORAGE_RECORD.match(r)
+    ]
+
+
+def _foreign_records(file: BinaryIO) -> Tuple[List[str], bool]:
+    """The records of a zip checkpoint that ``torch.save`` does not write
+    (as Python's ``zipfile``, then torch's reader see them), and whether it
+    has ``data.pkl``."""
+    file.seek(0)
+    records = _zipfile_records(file)
+    foreign = _not_torch_save(records)
+    if not foreign:
+        file.seek(0)
+        foreign = _not_torch_save(_torch_records(file))
+    return foreign, 'data.pkl' in records
+
+
+def _check_zip_records(file: BinaryIO, filename: str) -> None:
+    """Refuse a zip archive that is not a plain ``torch.save`` checkpoint
+    (``torch.load`` would hand a TorchScript archive to ``torch.jit.load``,
+    which runs the archive's code)."""
+    try:
+        foreign, has_pickle = _foreign_records(file)
+    except (zipfile.BadZipFile, RuntimeError, OSError, ValueError,
+            EOFError) as exc:
+        raise _corrupt(filename, exc) from None
+    if foreign:
+        script = any(r == 'constants.pkl' or r.startswith('code/')
+                     for r in foreign)
+        what = ('a TorchScript archive written by torch.jit.save'
+                if script else 'a zip archive with records that torch.save '
+                'does not write')
+        raise _unsafe(
+            filename, f'it is {what} ({abbreviate(foreign, 3)}), and opening '
+            'it as a checkpoint could run code from it',
+            'if you trust its author, open it with torch.jit.load and save '
+            'the state_dict() of the module it gives with torch.save.')
+    if not has_pickle:
+        raise _corrupt(filename, KeyError('the zip archive has no data.pkl'))
+
+
+def _is_tar(file: BinaryIO) -> bool:
+    """Whether torch's legacy loader would open ``file`` as a tar archive
+    (it asks Python's ``tarfile`` the same way)."""
+    file.seek(0)
+    try:
+        tarfile.open(fileobj=file, mode='r:', format=tarfile.PAX_FORMAT)
+    except (tarfile.TarError, EOFError, OSError, ValueError,
+            UnicodeDecodeError):
+        return False
+    return True
+
+
+def _check_format(file: BinaryIO, filename: str) -> None:
+    """Let only a ``torch.save`` zip archive or a legacy single-pickle
+    file reach ``torch.load``; ``file`` is left at its start."""
+    head = file.read(4)
+    if head == _ZIP_MAGIC:
+        _check_zip_records(file, filename)
+    elif _is_tar(file):
+        raise _unsafe(
+            filename, "it is a tar archive (torch's oldest checkpoint "
+            'format), which torch.load extracts to disk before reading it',
+            'if you trust its author, load it with torch.load in a throw-away '
+            'environment and save it again with torch.save.')
+    elif not (len(head) >= 2 and head[0] == pickle.PROTO[0]
+              and head[1] in _PICKLE_PROTOCOLS):
+        raise _corrupt(
+            filename,
+            ValueError('it is neither a zip archive of torch.save nor a '
+                       'pickle'))
+    file.seek(0)
+
+
+# ------------------------------------------------ loading
+def _torch_load(file: BinaryIO, map_location: Any, restricted: bool) -> Any:
+    """``torch.load`` of an open, format-checked file with the allow-list,
+    placeholders resolved."""
+    if restricted:
+        # weights_only=False only because torch refuses a pickle_module with
+        # weights_only=True; the restricted unpickler does the refusing.
+        loaded = torch.load(
+            file,
+            map_location=map_location,
+            pickle_module=RestrictedPickleModule,
+            weights_only=False)
+    else:
+        with torch.serialization.safe_globals(TORCH_SAFE_GLOBALS):
+            loaded = torch.load(
+                file, map_location=map_location, weights_only=True)
+    return resolve(loaded)
+
+
+def load_checkpoint_file(filename: Any,
+                         map_location: Any = 'cpu',
+                         restricted: Optional[bool] = None) -> Dict[str, Any]:
+    """Load a checkpoint file, building only values of the allow-list.
+
+    Args:
+        filename: Path of a ``.pth`` / ``.pth.tar`` file.
+        map_location: Passed to :func:`torch.load`.
+        restricted: ``True`` or ``None`` (default): this package's
+            :class:`~.allow_list.RestrictedUnpickler`, on every torch.
+            ``False``: torch's ``weights_only=True`` with this package's
+            constructors for that call (torch >= 2.6).
+
+    Raises:
+        TypeError: ``filename`` is not a path.
+        FileNotFoundError: The file does not exist.
+        UnsafeCheckpointError: The file is a TorchScript or tar archive, a
+            zip archive with records ``torch.save`` does not write, or a
+            pickle that asks for anything outside the allow-list.
+        ValueError: The file is truncated, corrupt or not a checkpoint.
+    """
+    if not isinstance(filename, (str, os.PathLike)):
+        raise TypeError(f'checkpoint must be a file path, got {filename!r}.')
+    if restricted is False and not WEIGHTS_ONLY_ENFORCES_ALLOW_LIST:
+        raise ValueError(
+            f'restricted=False needs torch >= 2.6 (this is torch '
+            f'{torch.__version__}, whose weights_only unpickler cannot take '
+            'the allow-list per call); pass restricted=None or True.')
+    filename = osp.expanduser(os.fspath(filename))
+    if not osp.isfile(filename):
+        raise FileNotFoundError(
+            f'checkpoint file {filename!r} does not exist; check the path '
+            '(or the init_cfg / load_from / --resume argument that gave it).')
+    try:
+        file = open(filename, 'rb')
+    except OSError as exc:
+        raise _corrupt(filename, exc) from None
+    with file:
+        # The format is checked in the open file torch.load reads next.
+        _check_format(file, filename)
+        checkpoint = _load_checked(file, filename, map_location,
+                                   restricted is not False)
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f'{filename!r} holds a {type(checkpoint).__name__}, '
+                         'not a checkpoint dict of tensors.')
+    return checkpoint
+
+
+def _load_checked(file: BinaryIO, filename: str, map_location: Any,
+                  restricted: bool) -> Any:
+    """:func:`_torch_load`, its errors reported as one sentence."""
+    try:
+        return _torch_load(file, map_location, restricted)
+    except pickle.UnpicklingError as exc:
+        if isinstance(exc, Refused) or 'Weights only load failed' in str(
+                exc):
+            raise _unsafe(
+                filename, 'it contains objects that are neither tensors nor '
+                'MMEngine checkpoint values, and unpickling them could run '
+                'code',
+                'only load it with torch.load(weights_only=False) if you '
+                f'trust its author. Details: {_first_line(exc)}') from None
+        raise _corrupt(filename, exc) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError,
+            UnicodeDecodeError, ValueError, KeyError, IndexError,
+            AttributeError, TypeError, MemoryError) as exc:
+        raise _corrupt(filename, exc) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    for line in text.splitlines():
+        if 'refused' in line or 'Unsupported global' in line or \
+                'GLOBAL' in line:
+            return line.strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _corrupt(filename: str, exc: BaseException) -> ValueError:
+    return ValueError(
+        f'{filename!r} is not a readable PyTorch checkpoint (truncated, '
+        f'corrupt or another kind of file): {type(exc).__name__}: '
+        f'{_first_line(exc)}')
+
+
+def abbreviate(keys: Iterable, n: int = 5) -> str:
+    """The first ``n`` items of ``keys`` for an error message, and how many
+    there are in all when that is more."""
+    keys = list(keys)
+    more = f' ... ({len(keys)} in all)' if len(keys) > n else ''
+    return ', '.join(map(str, keys[:n])) + more
+
+
+# MMEngine logs 'Loads checkpoint by {name[10:]} backend', hence the name.
+def load_from_local_weights_only(filename, map_location=None):
+    """MMEngine's local-path loader, through :func:`load_checkpoint_file`
+    (installed by :func:`rla_mmdet.engine.enable_checkpoint_io`)."""
+    return load_checkpoint_file(filename, map_location)
