@@ -214,15 +214,19 @@ def test_numpy_values_of_plain_dtypes_only(tmp_path, restricted):
     assert loaded['fortran'].flags.f_contiguous
     assert np.array_equal(loaded['fortran'], fortran)
     assert loaded['dtype'] == np.dtype('f4')
-    for name, value in [
-            ('structured', np.zeros(2, dtype=[('a', 'f4'), ('b', 'i4')])),
-            ('object', np.array([1, 'a'], dtype=object)),
-            ('datetime', np.array(['2026-01-01'], dtype='datetime64[D]')),
-            ('string', np.array(['ab'])),
-            ('big_endian', np.arange(3, dtype='>i4'))]:
+    for name, value, refusal in [
+            ('structured', np.zeros(2, dtype=[('a', 'f4'), ('b', 'i4')]),
+             'only plain numeric dtypes'),
+            ('object', np.array([1, 'a'], dtype=object),
+             'only plain numeric dtypes'),
+            ('datetime', np.array(['2026-01-01'], dtype='datetime64[D]'),
+             'only plain numeric dtypes'),
+            ('string', np.array(['ab']), 'only plain numeric dtypes'),
+            ('big_endian', np.arange(3, dtype='>i4'),
+             'only the plain state of the dtype')]:
         bad = tmp_path / f'{name}.pth'
         torch.save(dict(x=value), bad)
-        with pytest.raises(UnsafeCheckpointError, match='numpy dtype'):
+        with pytest.raises(UnsafeCheckpointError, match=refusal):
             load_checkpoint_file(bad, restricted=restricted)
 
 
