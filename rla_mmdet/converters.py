@@ -91,8 +91,8 @@ def infer_backbone(state_dict: Mapping[str, torch.Tensor],
         filename: Named in error messages.
 
     Returns:
-        A config dict such as ``dict(type='RLAECANet', depth=50,
-        eca_kernel_sizes=(5, 5, 5, 7))``.
+        A config dict such as ``dict(type='RLAECANet', depth=50)`` or
+        ``dict(type='RLAResNet', depth=50, attention='se')``.
     """
     what = f'{filename!r}' if filename else 'the state dict'
     keys = [k[len(prefix):] for k in state_dict if k.startswith(prefix)]
@@ -142,21 +142,21 @@ def infer_backbone(state_dict: Mapping[str, torch.Tensor],
                                  f'({prefix}stages.{s}.0.eca.conv.weight).')
             sizes.append(int(weight.shape[-1]))
         cfg['type'] = 'RLAECANet'
-        if tuple(sizes) != RLAECANet.default_eca_kernel_sizes:
-            cfg['eca_kernel_sizes'] = tuple(sizes)
+        if tuple(sizes) != RLAECANet.default_eca_kernel_size:
+            cfg['attention'] = dict(type='eca', kernel_size=tuple(sizes))
     if any('.se.' in k for k in keys):
         weight = state_dict[f'{prefix}stages.0.0.se.fc.0.weight']
-        cfg['se'] = True
         reduction = weight.shape[1] // weight.shape[0]
-        if reduction != 16:
-            cfg['se_reduction'] = int(reduction)
+        cfg['attention'] = ('se' if reduction == 16 else dict(
+            type='se', reduction=int(reduction)))
     return cfg
 
 
 def _infer_mobilenet_v2(state_dict: Mapping[str, torch.Tensor], prefix: str,
                         what: str) -> Dict[str, Any]:
     """The config of an RLA-MobileNetV2 state dict (``recurrent_dsconvs``
-    keys): ECA from the ``.conv.3.`` keys, ``rla_channel`` and
+    keys): ECA (``attention='eca'``) from the ``.conv.3.`` keys,
+    ``rla_channel`` and
     ``widen_factor`` from ``bn2`` and ``conv1``."""
     cfg: Dict[str, Any] = dict(type='RLAMobileNetV2')
     RLAMobileNetV2.check_state_dict(state_dict, what, prefix)
@@ -168,7 +168,7 @@ def _infer_mobilenet_v2(state_dict: Mapping[str, torch.Tensor], prefix: str,
         cfg['widen_factor'] = stem.shape[0] / 32
     if any(k.startswith(prefix + 'stages.') and '.conv.3.' in k
            for k in state_dict):
-        cfg['eca'] = True
+        cfg['attention'] = 'eca'
     return cfg
 
 
@@ -241,7 +241,8 @@ def imagenet_to_mmdet(src: str, dst: str,
             f'(this one has {abbreviate(checkpoint)}).')
     state_dict = get_state_dict(checkpoint, src)
     backbone_cfg = infer_backbone(state_dict, filename=src)
-    is_eca = backbone_cfg['type'] == 'RLAECANet' or backbone_cfg.get('eca')
+    is_eca = (backbone_cfg['type'] == 'RLAECANet'
+              or backbone_cfg.get('attention') == 'eca')
     if eca is not None and eca != is_eca:
         mobile = backbone_cfg['type'] == 'RLAMobileNetV2'
         kind = ('RLA-ECA-MobileNetV2' if mobile else 'RLA-ECANet') \

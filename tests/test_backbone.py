@@ -1,5 +1,6 @@
 """Behaviour of the RLA backbones that users of mmdet's ResNet rely on."""
 import copy
+import re
 import warnings
 
 import pytest
@@ -51,7 +52,8 @@ def test_out_indices_subsets(num_stages, out_indices):
 
 def test_optimised_forward_equals_the_literal_spec():
     for cls, depth, kwargs in [(RLAResNet, 50, {}), (RLAECANet, 18, {}),
-                               (RLAResNet, 50, dict(style='caffe', se=True)),
+                               (RLAResNet, 50, dict(style='caffe',
+                                                    attention='se')),
                                (RLAResNet, 34, {})]:
         model = randomize_norms(build(depth, cls, **kwargs)).eval()
         x = torch.rand(2, 3, 96, 128)
@@ -176,7 +178,7 @@ def test_sync_bn_in_a_distributed_cpu_run_gives_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize('depth,kwargs', [(18, {}), (50, {}),
-                                          (50, dict(se=True)),
+                                          (50, dict(attention='se')),
                                           (18, dict(norm_eval=False))])
 def test_with_cp_gives_same_outputs_and_gradients(depth, kwargs):
     plain = randomize_norms(build(depth, **kwargs))
@@ -223,7 +225,8 @@ def test_zero_init_residual(depth):
 @pytest.mark.parametrize('cls,depth,kwargs', [(RLAResNet, 18, {}),
                                               (RLAResNet, 50, {}),
                                               (RLAECANet, 50, {}),
-                                              (RLAResNet, 50, dict(se=True)),
+                                              (RLAResNet, 50,
+                                               dict(attention='se')),
                                               (RLAResNet, 50,
                                                dict(groups=4,
                                                     width_per_group=8))])
@@ -264,7 +267,8 @@ def test_resnext_width():
 def test_eca_kernel_sizes():
     model = build(18, RLAECANet)
     assert [s[0].eca.conv.kernel_size[0] for s in model.stages] == [5, 5, 5, 7]
-    model = build(18, RLAECANet, eca_kernel_sizes=(3, 3, 5, 5))
+    model = build(18, RLAECANet,
+                  attention=dict(type='eca', kernel_size=(3, 3, 5, 5)))
     assert [s[0].eca.conv.kernel_size[0] for s in model.stages] == [3, 3, 5, 5]
     assert build(18).stages[0][0].eca is None
 
@@ -273,43 +277,50 @@ def _shapes(model):
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def test_one_attention_argument_and_its_aliases():
-    # The aliases build the same network, with the published module names.
+def test_one_attention_argument():
+    # The one slot builds the published module names; the authors' spelling
+    # (the legacy builder) builds the same network.
     se = build(50, attention='se')
-    assert _shapes(se) == _shapes(build(50, se=True))
+    with pytest.warns(DeprecationWarning):
+        legacy_se = MODELS.build(dict(type='RLA_ResNet', layers=[3, 4, 6, 3],
+                                      SE=True))
+    assert _shapes(se) == _shapes(legacy_se)
     assert 'stages.0.0.se.fc.0.weight' in se.state_dict()
     assert se.stages[0][0].eca is None
-    assert _shapes(build(50, attention=dict(type='se', reduction=8))) == \
-        _shapes(build(50, se=True, se_reduction=8))
+    assert se.attention == dict(type='se', reduction=16)
     assert se.stages[0][0].se.fc[0].out_features == 256 // 16
+    se8 = build(50, attention=dict(type='se', reduction=8))
+    assert se8.stages[0][0].se.fc[0].out_features == 256 // 8
     eca = build(18, attention='eca')
-    assert eca.attention == dict(type='eca', kernel_sizes=(5, 5, 5, 7))
+    assert eca.attention == dict(type='eca', kernel_size=(5, 5, 5, 7))
     assert _shapes(eca) == _shapes(build(18, RLAECANet))
     assert eca.stages[0][0].se is None
     sizes = [s[0].eca.conv.kernel_size[0] for s in build(
-        18, attention=dict(type='eca', kernel_sizes=(3, 3, 5, 5))).stages]
+        18, attention=dict(type='eca', kernel_size=(3, 3, 5, 5))).stages]
     assert sizes == [3, 3, 5, 5]
-    assert build(18, attention='eca', eca_kernel_sizes=(3, 3, 5, 5)) \
-        .eca_kernel_sizes == (3, 3, 5, 5)
+    # the same keys as a block's config: one kernel size per stage here
+    assert build(18, attention=dict(type='eca', kernel_size=[3, 3, 5, 5])) \
+        .attention['kernel_size'] == (3, 3, 5, 5)
+    assert eca.stages[3][0].eca.conv.kernel_size == (7, )
     plain = build(18)
-    assert plain.attention is None and plain.eca_kernel_sizes is None
+    assert plain.attention is None
     assert 'se' not in str(_shapes(plain)) and '.eca.' not in str(
         _shapes(plain))
-    # 'default' is still accepted for eca_kernel_sizes: the class's default.
-    assert build(18, eca_kernel_sizes='default').attention is None
-    assert build(18, RLAECANet, eca_kernel_sizes='default').attention == \
-        dict(type='eca', kernel_sizes=(5, 5, 5, 7))
 
 
-def test_same_outputs_through_the_attention_argument_and_its_aliases():
+def test_same_outputs_through_the_one_slot_and_the_authors_spelling():
     x = torch.rand(1, 3, 64, 64)
-    for new, old in [(dict(attention='se'), dict(se=True)),
-                     (dict(attention=dict(type='eca', kernel_sizes=(3, 5, 5,
-                                                                    7))),
-                      dict(eca_kernel_sizes=(3, 5, 5, 7)))]:
-        a = randomize_norms(build(18, **new)).eval()
-        b = randomize_norms(build(18, **old)).eval()
+    for new, old in [(dict(attention='se'), dict(SE=True)),
+                     (dict(attention=dict(type='eca', kernel_size=(3, 5, 5,
+                                                                   7))),
+                      dict(ECA=[3, 5, 5, 7]))]:
+        a = randomize_norms(build(50, **new)).eval()
+        with pytest.warns(DeprecationWarning):
+            b = MODELS.build(dict(type='RLA_ResNet', layers=[3, 4, 6, 3],
+                                  **old))
+        b = randomize_norms(b).eval()
         b.load_state_dict(a.state_dict())
+        assert b.attention == a.attention
         with torch.no_grad():
             for u, v in zip(a(x), b(x)):
                 assert torch.equal(u, v)
@@ -321,36 +332,73 @@ def test_same_outputs_through_the_attention_argument_and_its_aliases():
     (RLAResNet, dict(attention='cbam'), ValueError,
      r"attention must be None, 'se', 'eca'.* got 'cbam'"),
     (RLAResNet, dict(attention=True), TypeError, r'attention must be'),
-    (RLAResNet, dict(attention=dict(type='se', kernel_sizes=(3, 3, 3, 3))),
-     ValueError, r"'se' takes the keys \('reduction',\).*kernel_sizes"),
-    (RLAResNet, dict(attention=dict(type='eca', kernel_sizes=(5, 5))),
-     ValueError, r'kernel_sizes of attention must be a sequence of 4'),
-    (RLAResNet, dict(se=True, eca_kernel_sizes=(5, 5, 5, 7)), ValueError,
-     r'se=True and eca_kernel_sizes=\(5, 5, 5, 7\) ask for two attention'),
-    (RLAResNet, dict(attention='eca', se=True), ValueError,
-     r"se=True asks for 'se' attention, and attention='eca'"),
-    (RLAResNet, dict(attention='se', eca_kernel_sizes=(5, 5, 5, 7)),
-     ValueError, r"eca_kernel_sizes=\(5, 5, 5, 7\) asks for 'eca'"),
-    (RLAResNet, dict(attention=dict(type='se', reduction=8),
-                     se_reduction=4), ValueError,
-     r'se_reduction=4 contradicts attention'),
-    (RLAResNet, dict(attention=dict(type='eca', kernel_sizes=(3, 3, 3, 3)),
-                     eca_kernel_sizes=(5, 5, 5, 7)), ValueError,
-     r'eca_kernel_sizes=\(5, 5, 5, 7\) contradicts attention'),
-    (RLAResNet, dict(se_reduction=8), ValueError,
-     r"se_reduction=8 applies to SE attention; pass attention='se'"),
-    (RLAResNet, dict(attention='eca', se_reduction=8), ValueError,
-     r"se_reduction=8 applies to SE attention, not to attention='eca'"),
-    (RLAResNet, dict(se='yes'), TypeError, r'se must be True or False'),
+    (RLAResNet, dict(attention=dict(type='se', kernel_size=(3, 3, 3, 3))),
+     ValueError, r"'se' takes the keys \('reduction',\).*kernel_size"),
+    (RLAResNet, dict(attention=dict(type='eca', kernel_sizes=(5, 5, 5, 7))),
+     ValueError, r"'eca' takes the keys \('kernel_size',\).*kernel_sizes"),
+    (RLAResNet, dict(attention=dict(type='eca', kernel_size=(5, 5))),
+     ValueError, r'kernel_size of attention must be a sequence of 4'),
+    (RLAResNet, dict(attention=dict(type='eca', kernel_size=5)),
+     TypeError, r'kernel_size of attention must be a sequence of 4'),
+    (RLAResNet, dict(attention=dict(type='se', reduction=0)), ValueError,
+     r'reduction of attention must be >= 1, got 0'),
     (RLAECANet, dict(attention='se'), ValueError,
      r"RLAECANet has 'eca' attention in every block, got attention='se'"),
-    (RLAECANet, dict(se=True), ValueError,
-     r"RLAECANet has 'eca' attention in every block, got attention=None, "
-     r'se=True'),
+    (RLAECANet, dict(attention=dict(type='se')), ValueError,
+     r"RLAECANet has 'eca' attention in every block"),
 ])
 def test_bad_attention_raises_clear_errors(cls, kwargs, exc, pattern):
     with pytest.raises(exc, match=pattern):
         cls(depth=18, **kwargs)
+
+
+@pytest.mark.parametrize('kwargs,new', [
+    (dict(se=True), "attention='se'"),
+    (dict(se='yes'), "attention='se'"),
+    (dict(se_reduction=8), "attention=dict(type='se', reduction=8)"),
+    (dict(eca_kernel_sizes=(3, 5, 5, 7)),
+     "attention=dict(type='eca', kernel_size=(3, 5, 5, 7))"),
+    (dict(eca_kernel_sizes=None), 'attention=None'),
+    (dict(eca=True), "attention='eca'"),
+])
+@pytest.mark.parametrize('cls', [RLAResNet, RLAECANet, 'RLAMobileNetV2'])
+def test_old_attention_spellings_are_refused_naming_attention(
+        cls, kwargs, new):
+    """The constructors take the attention in one argument only; each
+    earlier spelling is refused with one sentence that writes it there."""
+    if cls == 'RLAMobileNetV2':
+        from rla_mmdet import RLAMobileNetV2
+        cls, args = RLAMobileNetV2, kwargs
+    else:
+        args = dict(depth=18, **kwargs)
+    with pytest.raises(TypeError) as info:
+        cls(**args)
+    message = str(info.value)
+    name, value = next(iter(kwargs.items()))
+    assert message == (f'{cls.__name__} takes its attention in one '
+                       f'argument: write {new} instead of {name}={value!r}.')
+    assert message.count('. ') == 0  # one sentence
+    # through the registry, as a config writes it
+    with pytest.raises(TypeError, match=re.escape(new)):
+        MODELS.build(dict(type=cls.__name__, **args))
+
+
+def test_the_authors_spellings_stay_with_the_legacy_builder():
+    with pytest.warns(DeprecationWarning, match="attention='se'"):
+        se = MODELS.build(dict(type='RLA_ResNet', layers=[3, 4, 6, 3],
+                               SE=True))
+    assert type(se) is RLAResNet and se.attention['type'] == 'se'
+    with pytest.warns(DeprecationWarning, match=r"attention=\{'type': 'eca', "
+                      r"'kernel_size': \(3, 5, 5, 7\)\}"):
+        eca = MODELS.build(dict(type='RLA_ResNet', layers=[3, 4, 6, 3],
+                                ECA=[3, 5, 5, 7]))
+    assert type(eca) is RLAECANet
+    assert eca.attention == dict(type='eca', kernel_size=(3, 5, 5, 7))
+    with pytest.raises(ValueError, match='SE=True and ECA=.* one'):
+        MODELS.build(dict(type='RLA_ResNet', SE=True, ECA=[5, 5, 5, 7]))
+    # any other unknown argument is refused as Python refuses it
+    with pytest.raises(TypeError, match="unexpected keyword argument 'foo'"):
+        RLAResNet(depth=18, foo=1)
 
 
 def test_blocks_and_stage_builder_are_public_for_variants():
@@ -388,6 +436,45 @@ def test_blocks_and_stage_builder_are_public_for_variants():
             block.__class__ = RLABasicBlock
         assert not torch.allclose(outs[-1], plain(x)[-1])
     assert tuple(o.shape[1] for o in outs) == model.out_channels
+
+
+def test_rla_stage_builder_is_public_for_variants():
+    """A variant changes a stage's recurrent modules by overriding
+    make_rla_stage: GroupNorm norms and a depthwise recurrent
+    convolution here. It builds, runs the literal spec's update with its
+    modules, and every parameter gets a gradient."""
+
+    class Variant(RLAResNet):
+
+        def make_rla_stage(self, channels, num_updates):
+            k = self.rla_channel
+            norms = nn.ModuleList(
+                nn.GroupNorm(8, k) for _ in range(num_updates))
+            conv_out = nn.Conv2d(channels, k, 1, bias=False)
+            recurrent_conv = nn.Conv2d(k, k, 3, padding=1, groups=k,
+                                       bias=False)
+            return norms, conv_out, recurrent_conv
+
+    model = randomize_norms(build(18, Variant, zero_init_residual=False))
+    assert [len(n) for n in model.stage_bns] == [2, 2, 2, 1]
+    assert all(isinstance(n, nn.GroupNorm) for s in model.stage_bns
+               for n in s)
+    assert all(c.groups == 32 for c in model.recurrent_convs)
+    assert model.recurrent_convs[0].weight.shape == (32, 1, 3, 3)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        outs = model.eval()(x)
+        ref = reference_forward(model, x)
+    for a, b in zip(outs, ref):
+        assert (a - b).abs().max() <= 1e-5
+    assert tuple(o.shape[1] for o in outs) == model.out_channels
+    outs = model.train()(x)
+    sum(o.mean() for o in outs).backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []
+    # frozen with their stage, like the published modules
+    frozen = build(18, Variant, frozen_stages=1).train()
+    assert not frozen.recurrent_convs[0].weight.requires_grad
+    assert frozen.recurrent_convs[1].weight.requires_grad
 
 
 def test_bf16_autocast_and_float64():
@@ -453,11 +540,16 @@ def test_legacy_authors_dict_builds_the_same_network():
     (dict(dilations=(1, 0, 1, 1)), ValueError, r'dilations'),
     (dict(num_stages=5), ValueError, r'num_stages must be in \[1, 4\]'),
     (dict(style='tf'), ValueError, r"style must be one of \('pytorch', "),
-    (dict(eca_kernel_sizes=(5, 5, 5)), ValueError, r'eca_kernel_sizes .* 4'),
-    (dict(eca_kernel_sizes=(5, 5, 4, 7)), ValueError, r'odd'),
-    (dict(eca_kernel_sizes=(5, 5, -1, 7)), ValueError, r'eca_kernel_sizes'),
-    (dict(eca_kernel_sizes=(5, 5, 5.0, 7)), TypeError, r'eca_kernel_sizes'),
-    (dict(eca_kernel_sizes='5557'), TypeError, r'eca_kernel_sizes'),
+    (dict(attention=dict(type='eca', kernel_size=(5, 5, 5))), ValueError,
+     r'kernel_size of attention .* 4'),
+    (dict(attention=dict(type='eca', kernel_size=(5, 5, 4, 7))), ValueError,
+     r'odd'),
+    (dict(attention=dict(type='eca', kernel_size=(5, 5, -1, 7))), ValueError,
+     r'kernel_size of attention'),
+    (dict(attention=dict(type='eca', kernel_size=(5, 5, 5.0, 7))), TypeError,
+     r'kernel_size of attention'),
+    (dict(attention=dict(type='eca', kernel_size='5557')), TypeError,
+     r'kernel_size of attention'),
     (dict(norm_cfg='BN'), TypeError, r'norm_cfg must be a dict'),
     (dict(plugins=[dict(cfg=dict(type='ContextBlock'))]), ValueError,
      r'plugins are not supported'),
@@ -477,7 +569,7 @@ def test_bad_arguments_raise_clear_errors(kwargs, exc, pattern):
 
 def test_ecanet_refuses_no_eca():
     with pytest.raises(ValueError, match='use RLAResNet'):
-        RLAECANet(depth=50, eca_kernel_sizes=None)
+        RLAECANet(depth=50, attention=None)
 
 
 def test_deprecated_pretrained_argument_becomes_init_cfg():

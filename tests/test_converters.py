@@ -184,13 +184,13 @@ def _rewrite(path, src_state, tmp_path, change):
 def test_imagenet_cli_and_eca_inference(tmp_path, capsys, r18_file):
     tool = _tool('rla_imagenet_to_mmdet')
     src = str(tmp_path / 'eca.pth.tar')
-    _authors_imagenet(src, RLAECANet(depth=18, eca_kernel_sizes=(3, 5, 5,
-                                                                 7)), 'x')
+    eca = dict(type='eca', kernel_size=(3, 5, 5, 7))
+    _authors_imagenet(src, RLAECANet(depth=18, attention=eca), 'x')
     meta = tool.main([src, str(tmp_path / 'eca.pth')])
     assert meta['backbone'] == dict(type='RLAECANet', depth=18,
-                                    eca_kernel_sizes=(3, 5, 5, 7))
-    assert 'RLAECANet(depth=18, eca_kernel_sizes=(3, 5, 5, 7))' in \
-        capsys.readouterr().out
+                                    attention=eca)
+    assert ("RLAECANet(depth=18, attention={'type': 'eca', 'kernel_size': "
+            "(3, 5, 5, 7)})") in capsys.readouterr().out
     tool.main([src, str(tmp_path / 'eca2.pth'), '--eca'])
     with pytest.raises(ValueError, match='RLA-ResNet checkpoint .* --eca'):
         tool.main([r18_file[0], str(tmp_path / 'no.pth'), '--eca'])

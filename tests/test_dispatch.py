@@ -186,7 +186,7 @@ def test_every_backbone_and_classifier_runs_the_one_update(monkeypatch):
 MODELS = [
     (RLAResNet, 50, {}),
     (RLAECANet, 18, {}),
-    (RLAResNet, 50, dict(style='caffe', se=True)),
+    (RLAResNet, 50, dict(style='caffe', attention='se')),
     (RLAResNet, 34, {}),
     (RLAResNet, 18, dict(conv_cfg=dict(type='ConvWS'))),
     (RLAResNet, 18, dict(conv_cfg=dict(type='ConvWS'),
@@ -261,8 +261,8 @@ def test_training_gradients_of_every_choice_equal_the_spec(choice, params):
 def test_rla_mobilenet_v2_every_choice_equals_the_spec(choice, eca):
     from rla_mmdet import RLAMobileNetV2
     out_indices = (1, 2, 4, 7)
-    model = randomize_norms(RLAMobileNetV2(out_indices=out_indices,
-                                           eca=eca)).eval()
+    model = randomize_norms(RLAMobileNetV2(
+        out_indices=out_indices, attention='eca' if eca else None)).eval()
     x = torch.rand(2, 3, 64, 96)
     with torch.no_grad():
         ref = reference_mobilenet_v2_forward(

@@ -86,9 +86,9 @@ def test_import_builds_every_backbone_and_loads_a_checkpoint(installed):
                 model = MODELS.build(dict(type=kind, depth=depth))
                 names.append(f'{{kind}}-{{depth}}')
         legacy = MODELS.build(dict(type='RLA_ResNet', layers=[3, 4, 6, 3]))
-        for eca in (False, True):
-            MODELS.build(dict(type='RLAMobileNetV2', eca=eca))
-            names.append(f'RLAMobileNetV2-eca{{eca}}')
+        for attention in (None, 'eca'):
+            MODELS.build(dict(type='RLAMobileNetV2', attention=attention))
+            names.append(f'RLAMobileNetV2-{{attention}}')
         print('built', len(names) + 1)
         torch.manual_seed(1)
         src = rla_mmdet.RLAResNet(depth=18)

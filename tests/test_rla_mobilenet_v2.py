@@ -43,9 +43,15 @@ def _randomise(model, seed=0):
     return model
 
 
+def _eca(eca):
+    """The ``attention`` of the variant with or without ECA."""
+    return 'eca' if eca else None
+
+
 def _full(eca=False, seed=0, **kwargs):
     return _randomise(
-        RLAMobileNetV2(out_indices=tuple(range(8)), eca=eca, **kwargs), seed)
+        RLAMobileNetV2(out_indices=tuple(range(8)), attention=_eca(eca),
+                       **kwargs), seed)
 
 
 def _params(model):
@@ -63,7 +69,7 @@ def test_outputs_equal_the_spec(out_indices, eca):
     float32 rounding to a few 1e-5 of the output, so they are held to the
     float64 oracle: no further from it than twice the float32 oracle is."""
     full = _full(eca)
-    model = RLAMobileNetV2(out_indices=out_indices, eca=eca)
+    model = RLAMobileNetV2(out_indices=out_indices, attention=_eca(eca))
     model.load_state_dict(full.state_dict())  # unbuilt parts dropped
     model.eval()
     img = torch.randn(2, 3, 64, 64)
@@ -94,7 +100,7 @@ def test_outputs_equal_the_spec(out_indices, eca):
                          ids=str)
 def test_float64_outputs_and_gradients_equal_the_spec(out_indices, eca):
     torch.manual_seed(0)
-    model = RLAMobileNetV2(out_indices=out_indices, eca=eca)
+    model = RLAMobileNetV2(out_indices=out_indices, attention=_eca(eca))
     _randomise(model, 1)
     model = model.double().train()
     img = torch.randn(2, 3, 32, 32, dtype=torch.float64)
@@ -166,7 +172,7 @@ def test_the_recurrent_conv_is_one_module_counted_once():
 def test_classification_form_has_the_published_parameter_count(eca,
                                                                 expected):
     model = RLAMobileNetV2Classifier(
-        RLAMobileNetV2(out_indices=(7, ), eca=eca))
+        RLAMobileNetV2(out_indices=(7, ), attention=_eca(eca)))
     assert sum(p.numel() for p in model.parameters()) == expected
     assert f'{expected / 2**20:.2f}M' == '3.46M'
     assert model(torch.rand(2, 3, 64, 64)).shape == (2, 1000)
@@ -242,8 +248,9 @@ def test_norm_eval_keeps_every_norm_in_eval_mode():
 
 @pytest.mark.parametrize('eca', [False, True], ids=['plain', 'eca'])
 def test_with_cp_gives_the_same_outputs_and_gradients(eca):
-    plain = _randomise(RLAMobileNetV2(eca=eca), 2).double().train()
-    cp = RLAMobileNetV2(eca=eca, with_cp=True).double()
+    plain = _randomise(RLAMobileNetV2(attention=_eca(eca)),
+                       2).double().train()
+    cp = RLAMobileNetV2(attention=_eca(eca), with_cp=True).double()
     cp.load_state_dict(plain.state_dict())
     cp.train()
     img = torch.rand(2, 3, 32, 32, dtype=torch.float64, requires_grad=True)
@@ -299,7 +306,7 @@ def _pretrained(path, **kwargs):
 def test_published_file_loads_bit_identical(tmp_path, out_indices, eca):
     path = tmp_path / 'dsrla_mobilenetv2_k32_2762.pth.tar'
     state = published_file(path, eca)
-    model = _pretrained(path, out_indices=out_indices, eca=eca)
+    model = _pretrained(path, out_indices=out_indices, attention=_eca(eca))
     model.init_weights()
     own = model.state_dict()
     for k, v in own.items():
@@ -340,12 +347,12 @@ def test_foreign_and_missing_keys_are_named(tmp_path):
 def test_eca_mismatch_says_which_file_it_is(tmp_path):
     path = tmp_path / 'dsrla_mobilenetv2_k32_eca_2707.pth.tar'
     published_file(path, eca=True)
-    with pytest.raises(ValueError, match='set eca=True'):
+    with pytest.raises(ValueError, match="set attention='eca'"):
         _pretrained(path).init_weights()
     path = tmp_path / 'dsrla_mobilenetv2_k32_2762.pth.tar'
     published_file(path, eca=False)
-    with pytest.raises(ValueError, match='set eca=False'):
-        _pretrained(path, eca=True).init_weights()
+    with pytest.raises(ValueError, match='set attention=None'):
+        _pretrained(path, attention='eca').init_weights()
 
 
 def test_imagenet_converter_handles_the_mobilenet_files(tmp_path):
@@ -354,11 +361,11 @@ def test_imagenet_converter_handles_the_mobilenet_files(tmp_path):
     state = published_file(src, eca=True)
     dst = tmp_path / 'out.pth'
     meta = imagenet_to_mmdet(str(src), str(dst))
-    assert meta['backbone'] == dict(type='RLAMobileNetV2', eca=True)
+    assert meta['backbone'] == dict(type='RLAMobileNetV2', attention='eca')
     assert meta['dropped'] == ['classifier.1']
     written = torch.load(dst, weights_only=True)['state_dict']
     assert not any(k.startswith(('module.', 'classifier')) for k in written)
-    model = _pretrained(dst, eca=True)
+    model = _pretrained(dst, attention='eca')
     model.init_weights()
     for k, v in model.state_dict().items():
         assert torch.equal(v, state['module.' + k]), k
@@ -392,6 +399,9 @@ def test_imagenet_converter_handles_the_mobilenet_files(tmp_path):
     (dict(act_cfg='ReLU6'), TypeError, ['act_cfg', 'dict', "'ReLU6'"]),
     (dict(norm_cfg=None), TypeError, ['norm_cfg', 'None']),
     (dict(eca=1), TypeError, ['eca', '1']),
+    (dict(attention=1), TypeError, ['attention', '1']),
+    (dict(attention=dict(type='eca', kernel_size=(3, 3, 3, 3))), ValueError,
+     ['kernel_size of attention', '7', '(3, 3, 3, 3)']),
     (dict(norm_eval='yes'), TypeError, ['norm_eval', 'yes']),
 ])
 def test_bad_arguments_are_named(kwargs, error, words):

@@ -2,7 +2,9 @@
 
 ``dict(type='RLA_ResNet', layers=[3, 4, 6, 3], ECA=[5, 5, 5, 7], ...)`` still
 builds the same network, an :class:`RLAResNet` or :class:`RLAECANet`, and
-warns with the new spelling of the dict.
+warns with the new spelling of the dict. The authors' attention arguments
+(``SE=True``, ``ECA=[...]``) are accepted here only; the backbones take
+them as their one ``attention`` argument.
 """
 import warnings
 from typing import Optional, Sequence
@@ -48,13 +50,17 @@ def build_legacy_rla_resnet(layers: Sequence[int] = (3, 4, 6, 3),
         raise ValueError(
             f'layers must be one of {sorted(_DEPTH_OF_LAYERS)} (depth '
             f'{sorted(_DEPTH_OF_LAYERS.values())}), got {list(layers)}.')
+    if SE and ECA is not None:
+        raise ValueError(
+            f'SE=True and ECA={list(ECA)} ask for two attention modules, and '
+            'a block has one: keep SE or ECA in the RLA_ResNet dict.')
     new = dict(depth=_DEPTH_OF_LAYERS[layers])
     if rla_channel != 32:
         new['rla_channel'] = rla_channel
     if SE:
-        new['se'] = True
-    if ECA is not None:
-        new['eca_kernel_sizes'] = tuple(ECA)
+        new['attention'] = 'se'
+    if ECA is not None and tuple(ECA) != RLAECANet.default_eca_kernel_size:
+        new['attention'] = dict(type='eca', kernel_size=tuple(ECA))
     if frozen_stages != -1:
         new['frozen_stages'] = frozen_stages
     if norm_eval is not True:

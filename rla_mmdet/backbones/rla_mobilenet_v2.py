@@ -16,24 +16,27 @@ Output 7 is the head ``relu6(bn(conv1x1(cat([x, relu6(bn2(h))]))))``.
 
 The update of ``h`` is the RLA-ResNet's operator,
 :func:`rla_mmdet.layers.rla_update`, with the depthwise recurrent
-convolution; the argument checks live in :mod:`._checks`.
+convolution. The attention takes RLA-ResNet's one argument
+(:mod:`.attention`); initialisation, the start of ``h``, ``with_cp`` and
+freezing are RLA-ResNet's too (:mod:`._base`).
 """
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn import (build_activation_layer, build_conv_layer,
                       build_norm_layer)
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 
-from ..checkpoint import CheckpointAdapterMixin, load_pretrained_init_cfg
+from ..checkpoint import CheckpointAdapterMixin
 from ..layers import rla_update
-from .attention import ECA
-from ._freezing import FrozenStagesMixin, freeze
-from ._checks import check_init_cfg, check_mobilenet_v2_args
+from .attention import (AttentionType, build_attention, check_attention,
+                        refuse_arguments, stage_attention)
+from ._base import DEFAULT_INIT_CFG, RLABackboneMixin, freeze
+from ._checks import (check_bool, check_cfg, check_indices, check_init_cfg,
+                      check_int)
 
 __all__ = ['RLAMobileNetV2']
 
@@ -86,13 +89,16 @@ class _RLAInvertedResidual(nn.Module):
         expand_ratio: Expansion of the hidden layer; 1 means no expansion
             convolution.
         rla_channel: Channels ``k`` of ``h``.
-        eca_kernel_size: Kernel of the ECA module, or ``None`` for none.
+        attention: ``None`` or a block's attention config, such as
+            ``dict(type='eca', kernel_size=3)``
+            (:func:`~rla_mmdet.backbones.attention.build_attention`); the
+            module follows the pointwise norm (``conv.3``).
         conv_cfg, norm_cfg, act_cfg: Configs of the layers.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int,
                  expand_ratio: int, rla_channel: int,
-                 eca_kernel_size: Optional[int], conv_cfg: Optional[Dict],
+                 attention: Optional[Dict], conv_cfg: Optional[Dict],
                  norm_cfg: Dict, act_cfg: Dict) -> None:
         super().__init__()
         hidden = int(round(in_channels * expand_ratio))
@@ -108,8 +114,9 @@ class _RLAInvertedResidual(nn.Module):
             build_conv_layer(conv_cfg, mixed, out_channels, 1, bias=False),
             build_norm_layer(norm_cfg, out_channels)[1],
         ]
-        if eca_kernel_size is not None:
-            layers.append(ECA(out_channels, eca_kernel_size))
+        module = build_attention(attention, out_channels)
+        if module is not None:
+            layers.append(module)
         self.conv = nn.Sequential(*layers)
 
     def forward(
@@ -127,15 +134,16 @@ class _RLAInvertedResidual(nn.Module):
         return out, y, h
 
 
+
 @MODELS.register_module()
-class RLAMobileNetV2(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
+class RLAMobileNetV2(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
     """MobileNetV2 with depthwise-separable RLA (the authors' dsRLA).
 
     The arguments and defaults are those of MMDetection's ``MobileNetV2``,
-    plus ``rla_channel`` and ``eca``. Outputs 0..6 are the seven stages,
-    output 7 the head: ``conv2(cat([x, relu6(bn2(h))]))`` with 1280 channels
-    (``int(1280 * widen_factor)`` when ``widen_factor > 1``), where the
-    hidden state reaches the detector. Stages after the last requested
+    plus ``rla_channel`` and ``attention``. Outputs 0..6 are the seven
+    stages, output 7 the head: ``conv2(cat([x, relu6(bn2(h))]))`` with 1280
+    channels (``int(1280 * widen_factor)`` when ``widen_factor > 1``), where
+    the hidden state reaches the detector. Stages after the last requested
     output, the last hidden-state update when output 7 is not requested,
     ``bn2`` and ``conv2`` are not built: every parameter gets a gradient.
 
@@ -143,6 +151,10 @@ class RLAMobileNetV2(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
     ``dsrla_mobilenetv2_k32_eca_2707.pth.tar``) load as they are through
     ``init_cfg=dict(type='Pretrained', checkpoint=...)``; the five stored
     copies of the shared recurrent convolution must be identical.
+
+    A variant overrides :meth:`make_stage` (a stage's blocks) or
+    :meth:`make_rla_stage` (a stage's recurrent modules), as for
+    :class:`~rla_mmdet.backbones.RLAResNet`.
 
     Args:
         widen_factor: Width multiplier of every layer. Default 1.0 (the
@@ -159,10 +171,18 @@ class RLAMobileNetV2(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
         norm_eval: Keep the norm layers in eval mode while training.
         with_cp: Gradient checkpointing of each block with its update.
         rla_channel: Channels ``k`` of the hidden state. Default 32.
-        eca: Add ECA to every block (kernel 1 for fewer than 96 output
-            channels, else 3): the published RLA-ECA-MobileNetV2.
-        init_cfg: ``None`` (Kaiming convs, unit norms) or a ``Pretrained``
-            config, with an optional ``prefix`` such as ``'backbone.'``.
+        attention: The attention of every block, as for ``RLAResNet``:
+            ``None`` (none), ``'se'``, ``'eca'``, ``dict(type='se',
+            reduction=16)`` or ``dict(type='eca', kernel_size=...)`` with
+            one odd kernel size per stage (seven). ``'eca'`` is the
+            published RLA-ECA-MobileNetV2: kernel 1 for the stages of fewer
+            than 96 channels, else 3 (:attr:`default_eca_kernel_size`).
+        init_cfg: ``None`` (Kaiming convs, unit norms:
+            :data:`~rla_mmdet.backbones._base.DEFAULT_INIT_CFG`) or an
+            MMEngine init config; a ``Pretrained`` one, with an optional
+            ``prefix`` such as ``'backbone.'``, loads strictly.
+        **kwargs: Refused, each with one sentence; the earlier ``eca``
+            with the ``attention=`` that replaces it.
 
     Example:
         >>> import torch
@@ -181,6 +201,9 @@ class RLAMobileNetV2(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
                      (6, 320, 1, 1))
     #: ``out_indices`` value of the head output.
     head_index = 7
+    #: ECA kernel size of each stage for ``attention='eca'``: those of the
+    #: published RLA-ECA-MobileNetV2 (1 below 96 channels, else 3).
+    default_eca_kernel_size: Tuple[int, ...] = (1, 1, 1, 1, 3, 3, 3)
 
     def __init__(self,
                  widen_factor: float = 1.,
@@ -192,56 +215,66 @@ class RLAMobileNetV2(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
                  norm_eval: bool = False,
                  with_cp: bool = False,
                  rla_channel: int = 32,
-                 eca: bool = False,
-                 init_cfg: Any = None) -> None:
-        if init_cfg is None:
-            init_cfg = [
-                dict(type='Kaiming', layer='Conv2d'),
-                dict(type='Constant', val=1,
-                     layer=['_BatchNorm', 'GroupNorm'])
-            ]
-        super().__init__(init_cfg=check_init_cfg(init_cfg))
-        args = check_mobilenet_v2_args(
-            self, widen_factor=widen_factor, out_indices=out_indices,
-            frozen_stages=frozen_stages, conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg, act_cfg=act_cfg, norm_eval=norm_eval,
-            with_cp=with_cp, rla_channel=rla_channel, eca=eca)
-        # Every argument, checked, under its own name.
-        for name, value in args.items():
-            setattr(self, name, value)
-        k = self.rla_channel
-        layer_cfgs = dict(conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
-                          act_cfg=self.act_cfg)
+                 attention: AttentionType = None,
+                 init_cfg: Any = None,
+                 **kwargs: Any) -> None:
+        refuse_arguments(type(self).__name__, kwargs)
+        init_cfg = check_init_cfg(init_cfg)
+        super().__init__(
+            init_cfg=DEFAULT_INIT_CFG if init_cfg is None else init_cfg)
+        if isinstance(widen_factor, bool) or not isinstance(
+                widen_factor, (int, float)):
+            raise TypeError(f'widen_factor must be a number > 0, got '
+                            f'{widen_factor!r}.')
+        if not widen_factor > 0:
+            raise ValueError(f'widen_factor must be > 0, got {widen_factor}.')
+        if conv_cfg is not None and not isinstance(conv_cfg, dict):
+            raise TypeError(f'conv_cfg must be a dict or None, got '
+                            f'{conv_cfg!r}.')
+        self.widen_factor = float(widen_factor)
+        self.out_indices = check_indices(
+            'out_indices', out_indices, self.head_index,
+            f' (0-6: stages, {self.head_index}: the head)')
+        self.frozen_stages = check_int('frozen_stages', frozen_stages, -1,
+                                       len(self.arch_settings))
+        self.conv_cfg = conv_cfg
+        self.norm_cfg = check_cfg('norm_cfg', norm_cfg)
+        self.act_cfg = check_cfg('act_cfg', act_cfg)
+        self.norm_eval = check_bool('norm_eval', norm_eval)
+        self.with_cp = check_bool('with_cp', with_cp)
+        self.rla_channel = check_int('rla_channel', rla_channel, 1)
+        self.attention = check_attention(attention,
+                                         self.default_eca_kernel_size)
 
-        in_ch = _make_divisible(32 * self.widen_factor, 8)
-        self.conv1 = _conv_norm_act(3, in_ch, 3, stride=2, **layer_cfgs)
+        channels = _make_divisible(32 * self.widen_factor, 8)
+        self.conv1 = _conv_norm_act(3, channels, 3, self.conv_cfg,
+                                    self.norm_cfg, self.act_cfg, stride=2)
         self.with_head = self.head_index in self.out_indices
+        self._make_stages(channels)
+        self._freeze_stages()
+
+    # ------------------------------------------------------------------ build
+    def _make_stages(self, in_channels: int) -> None:
+        """The stages up to the last requested output (:meth:`make_stage`,
+        :meth:`make_rla_stage`), the shared recurrent convolution and,
+        with output 7, the head; and the channels of the outputs."""
+        k = self.rla_channel
         # Stages after the last requested one are not built.
         num_built = min(self.out_indices[-1], len(self.arch_settings) - 1) + 1
         stages, stage_bns, conv_outs, channels = [], [], [], []
         for j, (t, c, n, s) in enumerate(self.arch_settings[:num_built]):
-            out_ch = _make_divisible(c * self.widen_factor, 8)
+            out_channels = _make_divisible(c * self.widen_factor, 8)
             stages.append(
-                nn.ModuleList(
-                    _RLAInvertedResidual(
-                        in_ch if i == 0 else out_ch,
-                        out_ch,
-                        s if i == 0 else 1,
-                        t,
-                        k,
-                        (1 if c < 96 else 3) if self.eca else None,
-                        **layer_cfgs) for i in range(n)))
+                self.make_stage(in_channels, out_channels, t, n, s,
+                                stage_attention(self.attention, j)))
             # The update after the last built block feeds only the head.
-            num_updates = n - (j == num_built - 1 and not self.with_head)
-            stage_bns.append(
-                nn.ModuleList(
-                    build_norm_layer(norm_cfg, k)[1]
-                    for _ in range(num_updates)))
-            if num_updates:
-                conv_outs.append(
-                    build_conv_layer(conv_cfg, out_ch, k, 1, bias=False))
-            channels.append(out_ch)
-            in_ch = out_ch
+            norms, conv_out = self.make_rla_stage(
+                out_channels, n - (j == num_built - 1 and not self.with_head))
+            stage_bns.append(norms)
+            if conv_out is not None:
+                conv_outs.append(conv_out)
+            channels.append(out_channels)
+            in_channels = out_channels
         self.stages = nn.ModuleList(stages)
         self.stage_bns = nn.ModuleList(stage_bns)
         self.conv_outs = nn.ModuleList(conv_outs)
@@ -249,25 +282,52 @@ class RLAMobileNetV2(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
             # ONE module; the list repeats it so that the state dict has
             # the published layout (recurrent_dsconvs.0 ... .4).
             shared = build_conv_layer(
-                conv_cfg, k, k, 3, padding=1, groups=k, bias=False)
+                self.conv_cfg, k, k, 3, padding=1, groups=k, bias=False)
             self.recurrent_dsconvs = nn.ModuleList([shared] *
                                                    NUM_STORED_COPIES)
         if self.with_head:
-            head_ch = (int(1280 * self.widen_factor)
-                       if self.widen_factor > 1.0 else 1280)
-            self.bn2 = build_norm_layer(norm_cfg, k)[1]
-            self.act2 = build_activation_layer(act_cfg)
-            self.conv2 = _conv_norm_act(in_ch + k, head_ch, 1, **layer_cfgs)
-            channels.append(head_ch)
+            head = (int(1280 * self.widen_factor)
+                    if self.widen_factor > 1.0 else 1280)
+            self.bn2 = build_norm_layer(self.norm_cfg, k)[1]
+            self.act2 = build_activation_layer(self.act_cfg)
+            self.conv2 = _conv_norm_act(in_channels + k, head, 1,
+                                        self.conv_cfg, self.norm_cfg,
+                                        self.act_cfg)
+            channels.append(head)
         #: Channels of every built output 0..6 (and 7 with the head).
         self.stage_channels = tuple(channels)
         #: Channels of each returned output, in order.
         self.out_channels = tuple(
             channels[-1] if i == self.head_index else channels[i]
             for i in self.out_indices)
-        self._freeze_stages()
 
-    # ------------------------------------------------------------------ build
+    def make_stage(self, in_channels: int, out_channels: int,
+                   expand_ratio: int, num_blocks: int, stride: int,
+                   attention: Optional[Dict]) -> nn.ModuleList:
+        """The inverted-residual blocks of one stage (``stages[j]``); the
+        first takes ``in_channels`` and ``stride``, ``attention`` is the
+        blocks' config (:func:`~rla_mmdet.backbones.attention.
+        stage_attention`)."""
+        return nn.ModuleList(
+            _RLAInvertedResidual(
+                in_channels if i == 0 else out_channels, out_channels,
+                stride if i == 0 else 1, expand_ratio, self.rla_channel,
+                attention, self.conv_cfg, self.norm_cfg, self.act_cfg)
+            for i in range(num_blocks))
+
+    def make_rla_stage(self, channels: int, num_updates: int
+                       ) -> Tuple[nn.ModuleList, Optional[nn.Module]]:
+        """The recurrent modules of one stage: its ``num_updates`` norms
+        (``stage_bns[j]``) and ``conv_outs[j]`` (1x1, ``channels`` to
+        ``rla_channel``, no bias; ``None`` without updates). The recurrent
+        convolution is one for the whole network."""
+        k = self.rla_channel
+        norms = nn.ModuleList(
+            build_norm_layer(self.norm_cfg, k)[1] for _ in range(num_updates))
+        conv_out = (build_conv_layer(self.conv_cfg, channels, k, 1,
+                                     bias=False) if num_updates else None)
+        return norms, conv_out
+
     @property
     def recurrent_dsconv(self) -> nn.Module:
         """The recurrent 3x3 depthwise convolution shared by all blocks."""
@@ -281,8 +341,8 @@ class RLAMobileNetV2(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
     def describe(self) -> str:
         """A short description used in error messages."""
         return (f'widen_factor={self.widen_factor}, rla_channel='
-                f'{self.rla_channel}, eca={self.eca}, out_indices='
-                f'{self.out_indices}')
+                f'{self.rla_channel}, attention={self.attention!r}, '
+                f'out_indices={self.out_indices}')
 
     def unbuilt_prefixes(self) -> Tuple[str, ...]:
         """Key prefixes of checkpoints that this backbone has no module for.
@@ -341,17 +401,12 @@ class RLAMobileNetV2(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
     def variant_hint(self, missing: List[str], unexpected: List[str]) -> str:
         """Whether a mismatching file is of the other ECA setting."""
         return self.marker_hint(
-            missing, unexpected, '.conv.3.',
+            missing, unexpected, '.conv.3.conv.',
             has=(' The file has ECA weights (conv.3): it is an '
-                 'RLA-ECA-MobileNetV2 checkpoint; set eca=True.'),
+                 "RLA-ECA-MobileNetV2 checkpoint; set attention='eca'."),
             lacks=(' The file has no ECA weights (conv.3): it is an '
-                   'RLA-MobileNetV2 checkpoint without ECA; set eca=False.'))
-
-    def init_weights(self) -> None:
-        """Kaiming / constant init, or strict loading of a ``Pretrained``
-        checkpoint by :func:`rla_mmdet.checkpoint.load_backbone_weights`."""
-        if not load_pretrained_init_cfg(self):
-            super().init_weights()
+                   'RLA-MobileNetV2 checkpoint without ECA; set '
+                   'attention=None.'))
 
     # ---------------------------------------------------------------- forward
     def rla_update(self, j: int, i: int, y: torch.Tensor,
@@ -376,20 +431,7 @@ class RLAMobileNetV2(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
     def forward(self, img: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Return the outputs in ``out_indices``."""
         x = self.conv1(img)
-        b, _, height, width = x.shape
-        h = torch.zeros(
-            b, self.rla_channel, height, width, dtype=x.dtype,
-            device=x.device)
-        outs = []
-        for j, stage in enumerate(self.stages):
-            for i in range(len(stage)):
-                if self.with_cp and self.training:
-                    x, h = cp.checkpoint(
-                        self._step, j, i, x, h, use_reentrant=False)
-                else:
-                    x, h = self._step(j, i, x, h)
-            if j in self.out_indices:
-                outs.append(x)
+        outs, x, h = self.run_blocks(x, self.init_hidden(x))
         if self.with_head:
             h = self.act2(self.bn2(h))
             outs.append(self.conv2(torch.cat([x, h], dim=1)))
@@ -408,7 +450,6 @@ class RLAMobileNetV2(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
         if len(self.conv_outs) and self.frozen_stages >= len(self.conv_outs):
             frozen.append(self.recurrent_dsconv)
         freeze(frozen)
-
 
 def __getattr__(name: str) -> Any:
     # RLAMobileNetV2Classifier lives in rla_mmdet.analysis.classifier beside

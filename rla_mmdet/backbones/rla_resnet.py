@@ -15,35 +15,39 @@ This file is the architecture only. The two RLA operators, ``conv1`` on
 ``cat([x, h])`` and the update of ``h``, are :func:`rla_mmdet.layers.concat_conv`
 and :func:`rla_mmdet.layers.rla_update`, whose faster forms per device live
 in :mod:`rla_mmdet.layers` (``select_impl('literal')`` forces the literal
-ones). The argument checks live in :mod:`._checks`, the attention modules
-(SE, ECA) in :mod:`.attention`.
+ones). The attention modules (SE, ECA) and their one argument live in
+:mod:`.attention`, the checks that word the argument errors in
+:mod:`._checks`, what both RLA backbones share (initialisation, the start
+of ``h``, ``with_cp``, freezing) in :mod:`._base`.
 
 As in mmdet's ``resnet.py``, the blocks (:class:`RLABasicBlock`,
-:class:`RLABottleneck`) and the stage builder (:meth:`RLAResNet.make_stage`)
-are public, so that a variant subclasses them.
+:class:`RLABottleneck`) and the stage builders (:meth:`RLAResNet.make_stage`
+for the blocks, :meth:`RLAResNet.make_rla_stage` for the recurrent modules
+the blocks of a stage share) are public, so that a variant subclasses them.
 
 The module names (``stages``, ``stage_bns``, ``conv_outs``,
 ``recurrent_convs``, ``conv1``/``bn1``...) are the ones of the published
 checkpoints, so those load without renaming.
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import constant_init, kaiming_init
+from mmengine.model.weight_init import constant_init
 from mmdet.registry import MODELS
-from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..checkpoint import CheckpointAdapterMixin, load_pretrained_init_cfg
+from ..checkpoint import CheckpointAdapterMixin
 from ..layers import concat_conv, rla_update
-from .attention import build_attention
-from ._freezing import FrozenStagesMixin, freeze
-from ._checks import check_init_cfg, check_resnet_args
+from .attention import (AttentionType, build_attention, check_attention,
+                        refuse_arguments, stage_attention)
+from ._base import DEFAULT_INIT_CFG, RLABackboneMixin, freeze
+from ._checks import (check_bool, check_cfg, check_choice, check_dcn,
+                      check_init_cfg, check_int, check_int_tuple,
+                      check_out_stages, is_int)
 
 __all__ = [
     'RLABlock', 'RLABasicBlock', 'RLABottleneck', 'RLAResNet', 'RLAECANet'
@@ -242,7 +246,7 @@ class RLABottleneck(RLABlock):
 
 
 @MODELS.register_module()
-class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
+class RLAResNet(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
     """ResNet with Recurrent Layer Aggregation (RLA-Net, NeurIPS 2021).
 
     The arguments are those of MMDetection's ``ResNet`` with its detection
@@ -255,7 +259,8 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
 
     A variant subclasses it as mmdet's ResNet variants do: its own
     ``arch_settings`` (block class, blocks per stage), its own block (an
-    :class:`RLABlock`), or an override of :meth:`make_stage`.
+    :class:`RLABlock`), or an override of :meth:`make_stage` (a stage's
+    blocks) or :meth:`make_rla_stage` (a stage's recurrent modules).
 
     Args:
         depth: 18, 34, 50, 101 or 152.
@@ -285,23 +290,26 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
         plugins: Not supported; must be ``None``.
         with_cp: Use gradient checkpointing on each block and its RLA update.
         zero_init_residual: Zero-initialise the last norm of each block when
-            no pretrained weights are given.
-        attention: The attention of every block: ``None`` (none; for
-            :class:`RLAECANet` its ECA), ``'se'``, ``'eca'``,
+            no ``init_cfg`` is given.
+        attention: The attention of every block
+            (:func:`~rla_mmdet.backbones.attention.check_attention`):
+            ``None`` (none), ``'se'``, ``'eca'``,
             ``dict(type='se', reduction=16)`` or
-            ``dict(type='eca', kernel_sizes=(5, 5, 5, 7))`` (one odd kernel
-            size per stage; ``'eca'`` takes these, the published ones).
-        se: Alias of ``attention='se'``.
-        se_reduction: Alias of the SE ``reduction``. Default 16.
-        eca_kernel_sizes: Alias of ``attention=dict(type='eca',
-            kernel_sizes=...)``; ``None`` for none.
+            ``dict(type='eca', kernel_size=(5, 5, 5, 7))`` (one odd kernel
+            size per stage; ``'eca'`` takes the published ones,
+            :attr:`default_eca_kernel_size`).
         groups: ResNeXt cardinality. Default 1.
         width_per_group: ResNeXt width per group. Default 64.
         pretrained: Deprecated; use
             ``init_cfg=dict(type='Pretrained', checkpoint=...)``.
-        init_cfg: ``None`` (Kaiming init) or a ``Pretrained`` init config,
-            with an optional ``prefix`` such as ``'backbone.'`` to take the
-            backbone of a whole-detector checkpoint.
+        init_cfg: ``None`` (Kaiming convs, unit norms:
+            :data:`~rla_mmdet.backbones._base.DEFAULT_INIT_CFG`) or an
+            MMEngine init config; a ``Pretrained`` one, with an optional
+            ``prefix`` such as ``'backbone.'`` to take the backbone of a
+            whole-detector checkpoint, loads strictly.
+        **kwargs: Refused, each with one sentence; the earlier attention
+            arguments (``se``, ``se_reduction``, ``eca_kernel_sizes``) with
+            the ``attention=`` that replaces them.
 
     Example:
         >>> import torch
@@ -321,11 +329,9 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
         101: (RLABottleneck, (3, 4, 23, 3)),
         152: (RLABottleneck, (3, 8, 36, 3)),
     }
-    #: Attention type of every block when none is given (``None``: none).
-    default_attention: Optional[str] = None
-    #: ECA kernel sizes of the four stages when ECA is asked for without
-    #: them: those of the published RLA-ECANet.
-    default_eca_kernel_sizes: Tuple[int, ...] = (5, 5, 5, 7)
+    #: ECA kernel size of each of the four stages for ``attention='eca'``:
+    #: those of the published RLA-ECANet.
+    default_eca_kernel_size: Tuple[int, ...] = (5, 5, 5, 7)
 
     def __init__(self,
                  depth: int,
@@ -350,89 +356,62 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
                  plugins: Optional[List] = None,
                  with_cp: bool = False,
                  zero_init_residual: bool = True,
-                 attention: Union[None, str, Dict] = None,
-                 se: bool = False,
-                 se_reduction: int = 16,
-                 eca_kernel_sizes: Optional[Sequence[int]] = None,
+                 attention: AttentionType = None,
                  groups: int = 1,
                  width_per_group: int = 64,
                  pretrained: Optional[str] = None,
-                 init_cfg: Union[Dict, List[Dict], None] = None) -> None:
-        super().__init__(init_cfg=check_init_cfg(init_cfg, pretrained))
-        args = check_resnet_args(
-            self, depth=depth, rla_channel=rla_channel,
-            in_channels=in_channels, stem_channels=stem_channels,
-            base_channels=base_channels, num_stages=num_stages,
-            strides=strides, dilations=dilations, out_indices=out_indices,
-            style=style, deep_stem=deep_stem, avg_down=avg_down,
-            frozen_stages=frozen_stages, conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg, norm_eval=norm_eval, dcn=dcn,
-            stage_with_dcn=stage_with_dcn, plugins=plugins, with_cp=with_cp,
-            zero_init_residual=zero_init_residual, attention=attention,
-            se=se, se_reduction=se_reduction,
-            eca_kernel_sizes=eca_kernel_sizes, groups=groups,
-            width_per_group=width_per_group)
-        # Every argument, checked, under its own name (self.depth,
-        # self.strides, self.attention...).
-        for name, value in args.items():
-            setattr(self, name, value)
+                 init_cfg: Union[Dict, List[Dict], None] = None,
+                 **kwargs: Any) -> None:
+        refuse_arguments(type(self).__name__, kwargs)
+        init_cfg = check_init_cfg(init_cfg, pretrained)
+        super().__init__(
+            init_cfg=DEFAULT_INIT_CFG if init_cfg is None else init_cfg)
+        if not is_int(depth) or depth not in self.arch_settings:
+            raise ValueError(f'depth must be one of '
+                             f'{tuple(self.arch_settings)}, got {depth!r}.')
+        if plugins is not None:
+            raise ValueError('plugins are not supported by the RLA blocks; '
+                             f'set plugins=None (got {plugins!r}).')
+        self.depth = int(depth)
+        self.rla_channel = check_int('rla_channel', rla_channel, 1)
+        self.in_channels = check_int('in_channels', in_channels, 1)
+        self.base_channels = check_int('base_channels', base_channels, 1)
+        self.stem_channels = check_int(
+            'stem_channels',
+            base_channels if stem_channels is None else stem_channels, 1)
+        self.num_stages = check_int('num_stages', num_stages, 1, 4)
+        self.strides = check_int_tuple('strides', strides, num_stages)
+        self.dilations = check_int_tuple('dilations', dilations, num_stages)
+        self.out_indices = check_out_stages(out_indices, num_stages)
+        self.style = check_choice('style', style, ('pytorch', 'caffe'))
+        self.deep_stem = check_bool('deep_stem', deep_stem)
+        self.avg_down = check_bool('avg_down', avg_down)
+        self.frozen_stages = check_int('frozen_stages', frozen_stages, -1,
+                                       num_stages)
+        self.conv_cfg = conv_cfg
+        self.norm_cfg = check_cfg('norm_cfg', norm_cfg)
+        self.norm_eval = check_bool('norm_eval', norm_eval)
+        self.dcn, self.stage_with_dcn = check_dcn(dcn, conv_cfg,
+                                                  stage_with_dcn, num_stages)
+        self.plugins = plugins
+        self.with_cp = check_bool('with_cp', with_cp)
+        self.zero_init_residual = check_bool('zero_init_residual',
+                                             zero_init_residual)
+        self.attention = check_attention(attention,
+                                         self.default_eca_kernel_size)
+        self.groups = check_int('groups', groups, 1)
+        self.width_per_group = check_int('width_per_group', width_per_group,
+                                         1)
 
         block, stage_blocks = self.arch_settings[self.depth]
         self.stage_blocks = stage_blocks[:self.num_stages]
         self._make_stem(self.in_channels, self.stem_channels)
-
-        k = self.rla_channel
-        stages, stage_bns, conv_outs, recurrent_convs = [], [], [], []
-        inplanes, channels = self.stem_channels, []
-        for i, num_blocks in enumerate(self.stage_blocks):
-            planes = self.base_channels * 2**i
-            stages.append(
-                self.make_stage(
-                    block, inplanes, planes, num_blocks,
-                    stride=self.strides[i],
-                    dilation=self.dilations[i],
-                    dcn=self.dcn if self.stage_with_dcn[i] else None,
-                    attention=self.stage_attention(i),
-                    groups=self.groups,
-                    width_per_group=self.width_per_group))
-            inplanes = planes * block.expansion
-            # The update after the network's very last block would never be
-            # read, so its norm layer is not built: every parameter of the
-            # backbone then gets a gradient.
-            num_updates = num_blocks - (i == self.num_stages - 1)
-            stage_bns.append(
-                nn.ModuleList(
-                    build_norm_layer(self.norm_cfg, k)[1]
-                    for _ in range(num_updates)))
-            conv_outs.append(
-                build_conv_layer(self.conv_cfg, inplanes, k, 1, bias=False))
-            recurrent_convs.append(
-                build_conv_layer(
-                    self.conv_cfg, k, k, 3, padding=1, bias=False))
-            channels.append(inplanes)
-        self.stages = nn.ModuleList(stages)
-        self.stage_bns = nn.ModuleList(stage_bns)
-        self.conv_outs = nn.ModuleList(conv_outs)
-        self.recurrent_convs = nn.ModuleList(recurrent_convs)
-        #: Channels of every stage's output.
-        self.stage_channels = tuple(channels)
-        #: Channels of each returned output, in order.
-        self.out_channels = tuple(channels[i] for i in self.out_indices)
-        #: Stride of each returned output with respect to the input.
-        self.out_strides = tuple(self._stage_strides()[i]
-                                 for i in self.out_indices)
+        self._make_stages(block)
         self._has_sync_bn = any(
             isinstance(m, nn.SyncBatchNorm) for m in self.modules())
         self._freeze_stages()
 
     # ------------------------------------------------------------------ build
-    def _stage_strides(self) -> List[int]:
-        total, result = 4, []
-        for s in self.strides:
-            total *= s
-            result.append(total)
-        return result
-
     def _make_stem(self, in_channels: int, stem_channels: int) -> None:
         if self.deep_stem:
             half = stem_channels // 2
@@ -456,15 +435,45 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
             self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
-    def stage_attention(self, stage: int) -> OptConfigType:
-        """The attention config of the blocks of ``stage``, for
-        :func:`~rla_mmdet.backbones.attention.build_attention`."""
-        if self.attention is None:
-            return None
-        if self.attention['type'] == 'eca':
-            return dict(type='eca',
-                        kernel_size=self.attention['kernel_sizes'][stage])
-        return dict(self.attention)
+    def _make_stages(self, block: type) -> None:
+        """The blocks (:meth:`make_stage`) and the recurrent modules
+        (:meth:`make_rla_stage`) of every stage, and the channels and
+        strides of the outputs."""
+        stages, stage_bns, conv_outs, recurrent_convs = [], [], [], []
+        inplanes, channels, strides, stride = self.stem_channels, [], [], 4
+        for i, num_blocks in enumerate(self.stage_blocks):
+            planes = self.base_channels * 2**i
+            stages.append(
+                self.make_stage(
+                    block, inplanes, planes, num_blocks,
+                    stride=self.strides[i],
+                    dilation=self.dilations[i],
+                    dcn=self.dcn if self.stage_with_dcn[i] else None,
+                    attention=stage_attention(self.attention, i),
+                    groups=self.groups,
+                    width_per_group=self.width_per_group))
+            inplanes = planes * block.expansion
+            # The update after the network's very last block would never be
+            # read, so its norm layer is not built: every parameter of the
+            # backbone then gets a gradient.
+            norms, conv_out, recurrent_conv = self.make_rla_stage(
+                inplanes, num_blocks - (i == self.num_stages - 1))
+            stage_bns.append(norms)
+            conv_outs.append(conv_out)
+            recurrent_convs.append(recurrent_conv)
+            channels.append(inplanes)
+            stride *= self.strides[i]
+            strides.append(stride)
+        self.stages = nn.ModuleList(stages)
+        self.stage_bns = nn.ModuleList(stage_bns)
+        self.conv_outs = nn.ModuleList(conv_outs)
+        self.recurrent_convs = nn.ModuleList(recurrent_convs)
+        #: Channels of every stage's output.
+        self.stage_channels = tuple(channels)
+        #: Channels of each returned output, in order.
+        self.out_channels = tuple(channels[i] for i in self.out_indices)
+        #: Stride of each returned output with respect to the input.
+        self.out_strides = tuple(strides[i] for i in self.out_indices)
 
     def make_stage(self, block: type, inplanes: int, planes: int,
                    num_blocks: int, stride: int, dilation: int,
@@ -475,9 +484,8 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
         The first block takes ``inplanes`` channels and ``stride``, with a
         projection shortcut (1x1 conv + norm, after a 2x2 average pool with
         ``avg_down``) when the shape changes; the others keep
-        ``planes * block.expansion`` channels. The stage's RLA modules
-        (``stage_bns``, ``conv_outs``, ``recurrent_convs``) are built beside
-        it, in ``__init__``.
+        ``planes * block.expansion`` channels. The stage's recurrent
+        modules are built by :meth:`make_rla_stage`.
 
         Args:
             block: The block class, an :class:`RLABlock`.
@@ -514,6 +522,36 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
                    for _ in range(1, num_blocks)]
         return nn.ModuleList(blocks)
 
+    def make_rla_stage(self, channels: int, num_updates: int
+                       ) -> Tuple[nn.ModuleList, nn.Module, nn.Module]:
+        """The recurrent modules of one stage, shared by its blocks:
+        ``(stage_bns[s], conv_outs[s], recurrent_convs[s])``.
+
+        :meth:`rla_update` runs them after each block:
+        ``h = recurrent_conv(tanh(norms[b](h + conv_out(x))))``. A variant
+        overrides this method to change them (a GroupNorm, a depthwise
+        recurrent convolution...); the published checkpoints hold these
+        modules under these names.
+
+        Args:
+            channels: Channels of the stage's output ``x``.
+            num_updates: Updates of ``h`` in the stage, one norm each (one
+                fewer than blocks in the last stage, whose last update no
+                output reads).
+
+        Returns:
+            The ``num_updates`` norms, ``conv_out`` (1x1, ``channels`` to
+            ``rla_channel``) and ``recurrent_conv`` (3x3, ``rla_channel`` to
+            ``rla_channel``), all without bias.
+        """
+        k = self.rla_channel
+        norms = nn.ModuleList(
+            build_norm_layer(self.norm_cfg, k)[1] for _ in range(num_updates))
+        conv_out = build_conv_layer(self.conv_cfg, channels, k, 1, bias=False)
+        recurrent_conv = build_conv_layer(
+            self.conv_cfg, k, k, 3, padding=1, bias=False)
+        return norms, conv_out, recurrent_conv
+
     # ---------------------------------------------------------------- weights
     plain_network = 'ResNet'
     plain_key_prefixes = ('layer1.', 'layer2.')
@@ -521,10 +559,10 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
 
     def describe(self) -> str:
         """A short description used in error messages."""
-        eca = (f', eca_kernel_sizes={self.eca_kernel_sizes}'
-               if self.eca_kernel_sizes else '')
+        attention = (f', attention={self.attention!r}'
+                     if self.attention else '')
         return (f'depth={self.depth}, rla_channel={self.rla_channel}, '
-                f'num_stages={self.num_stages}{eca}')
+                f'num_stages={self.num_stages}{attention}')
 
     def unbuilt_prefixes(self) -> Tuple[str, ...]:
         """Key prefixes of checkpoints that this backbone has no module for.
@@ -560,28 +598,15 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
                 'the checkpoint (e.g. 50 vs 101).')
 
     def init_weights(self) -> None:
-        """Kaiming init (zero last norms), or strict pretrained loading.
-
-        A ``Pretrained`` ``init_cfg`` is loaded by
-        :func:`rla_mmdet.checkpoint.load_backbone_weights`, which accepts the
-        authors' ImageNet files and whole-detector checkpoints (with
-        ``prefix``) and raises on any missing or unexpected key.
-        """
-        if load_pretrained_init_cfg(self):
-            return
-        if self.init_cfg is None:
+        """Strict pretrained loading, or the declarative ``init_cfg``; with
+        the default one (Kaiming convs, unit norms) and
+        ``zero_init_residual``, each block's last norm starts at zero, as in
+        mmdet's ``ResNet``."""
+        super().init_weights()
+        if self.zero_init_residual and self.init_cfg == DEFAULT_INIT_CFG:
             for m in self.modules():
-                if isinstance(m, nn.Conv2d):
-                    kaiming_init(m)
-                elif isinstance(m, (_BatchNorm, nn.GroupNorm)):
-                    constant_init(m, 1)
-            if self.zero_init_residual:
-                for m in self.modules():
-                    if isinstance(m, RLABlock):
-                        constant_init(m.last_norm, 0)
-            self._is_init = True
-        else:
-            super().init_weights()
+                if isinstance(m, RLABlock):
+                    constant_init(m.last_norm, 0)
 
     # ---------------------------------------------------------------- forward
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
@@ -627,24 +652,8 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
         """
         self._check_sync_bn(img)
         x = self._stem(img)
-        h = x.new_zeros((x.shape[0], self.rla_channel) + x.shape[2:])
-        outs = []
-        for s, stage in enumerate(self.stages):
-            for i in range(len(stage)):
-                if self._checkpointed(s):
-                    x, h = cp.checkpoint(
-                        self._step, s, i, x, h, use_reentrant=False)
-                else:
-                    x, h = self._step(s, i, x, h)
-            if s in self.out_indices:
-                outs.append(x)
+        outs, x, h = self.run_blocks(x, self.init_hidden(x))
         return tuple(outs), x, h
-
-    def _checkpointed(self, stage: int) -> bool:
-        """``with_cp`` recomputes the blocks of the trained stages in
-        backward; frozen stages keep nothing for backward anyway."""
-        return (self.with_cp and self.training and torch.is_grad_enabled()
-                and stage >= self.frozen_stages)
 
     def _check_sync_bn(self, img: torch.Tensor) -> None:
         if (self._has_sync_bn and self.training and not self.norm_eval
@@ -671,17 +680,20 @@ class RLAResNet(CheckpointAdapterMixin, FrozenStagesMixin, BaseModule):
 class RLAECANet(RLAResNet):
     """RLA-ResNet with ECA attention in every block (RLA-ECANet).
 
-    The same arguments as :class:`RLAResNet`, with ``attention='eca'``:
-    the kernel sizes default to ``(5, 5, 5, 7)``, those of the published
-    RLA-ECANet, and ``eca_kernel_sizes`` (or ``attention=dict(type='eca',
-    kernel_sizes=...)``) changes them.
+    The same arguments as :class:`RLAResNet`, with ``attention='eca'``: the
+    kernel sizes of the published RLA-ECANet, ``(5, 5, 5, 7)``;
+    ``attention=dict(type='eca', kernel_size=...)`` changes them.
     """
 
-    default_attention = 'eca'
-
-    def __init__(self, depth: int, **kwargs) -> None:
-        if 'eca_kernel_sizes' in kwargs and kwargs['eca_kernel_sizes'] is None:
-            raise ValueError('eca_kernel_sizes of RLAECANet must be four odd '
-                             'ints such as (5, 5, 5, 7); use RLAResNet for a '
-                             'network without ECA.')
-        super().__init__(depth, **kwargs)
+    def __init__(self,
+                 depth: int,
+                 attention: AttentionType = 'eca',
+                 **kwargs) -> None:
+        kind = attention.get('type') if isinstance(attention,
+                                                   dict) else attention
+        if kind != 'eca':
+            raise ValueError(
+                "RLAECANet has 'eca' attention in every block, got "
+                f'attention={attention!r}; use RLAResNet for another '
+                'attention or none.')
+        super().__init__(depth, attention=attention, **kwargs)

@@ -45,7 +45,7 @@ def main(argv=None):
         args.src, args.dst, eca=True if args.eca else None)
     backbone = dict(meta['backbone'])
     kind = backbone.pop('type')
-    args_str = ', '.join(f'{k}={v}' for k, v in backbone.items())
+    args_str = ', '.join(f'{k}={v!r}' for k, v in backbone.items())
     print(f'{args.src} (arch {meta["arch"]}, epoch {meta["epoch"]}, '
           f'best_acc1 {meta["best_acc1"]:.4g}) -> {args.dst}: '
           f'{kind}({args_str}); dropped {", ".join(meta["dropped"])}')
