@@ -267,9 +267,8 @@ def test_plain_import_leaves_out_the_tool_support():
         import rla_mmdet
         from mmengine.registry import MODEL_WRAPPERS
         name = 'AnyDeviceDistributedDataParallel'
-        print(sorted(m for m in sys.modules if m.startswith((
-            'rla_mmdet.tools_support', 'rla_mmdet.launch',
-            'rla_mmdet.data_checks', 'rla_mmdet.datasets'))))
+        print(sorted(m for m in sys.modules
+                     if m.startswith('rla_mmdet.tools_support')))
         print(name in MODEL_WRAPPERS.module_dict)
         import rla_mmdet.tools_support.distributed
         print(name in MODEL_WRAPPERS.module_dict)
@@ -278,29 +277,36 @@ def test_plain_import_leaves_out_the_tool_support():
     assert out.stdout.split() == ['[]', 'False', 'True']
 
 
-def test_old_import_paths_of_the_tool_support_still_work():
-    from rla_mmdet import data_checks, datasets, launch
+@pytest.mark.parametrize('old', ['launch', 'data_checks', 'datasets'])
+def test_the_tool_support_has_one_import_path(old):
+    """The unreleased re-export modules are gone; every public name they
+    had lives in rla_mmdet.tools_support."""
+    import pkgutil
+
+    import rla_mmdet
     from rla_mmdet.tools_support import args, config, distributed, shapes
     from rla_mmdet.tools_support import data_checks as checks
     from rla_mmdet.tools_support import work_dir
+    modules = {m.name for m in pkgutil.iter_modules(rla_mmdet.__path__)}
+    assert 'tools_support' in modules and old not in modules
     new = {**vars(args), **vars(config), **vars(distributed),
            **vars(work_dir)}
     # every public name the old modules had
-    assert set(launch.__all__) == {
-        'AnyDeviceDistributedDataParallel', 'apply_common_args',
-        'auto_resume_fallback', 'check_model_config', 'check_pretrained',
-        'checkpoints_in', 'load_config', 'missing_pretrained',
-        'parse_tool_args', 'protect_work_dir', 'set_data_root',
-        'setup_distributed', 'teardown_distributed'}
-    assert set(data_checks.__all__) == {
-        'DatasetWarning', 'check_coco_split', 'check_datasets',
-        'dataset_classes', 'iter_datasets', 'load_coco_json'}
-    assert set(datasets.__all__) == {'SHAPE_CLASSES', 'make_shapes_dataset'}
-    for old, moved in ((launch, new), (data_checks, vars(checks)),
-                       (datasets, vars(shapes))):
-        for name in old.__all__:
-            assert getattr(old, name) is moved[name], name
-    assert datasets.make_shapes_dataset.__module__ == \
+    names = dict(
+        launch=({'AnyDeviceDistributedDataParallel', 'apply_common_args',
+                 'auto_resume_fallback', 'check_model_config',
+                 'check_pretrained', 'checkpoints_in', 'load_config',
+                 'missing_pretrained', 'parse_tool_args', 'protect_work_dir',
+                 'set_data_root', 'setup_distributed',
+                 'teardown_distributed'}, new),
+        data_checks=({'DatasetWarning', 'check_coco_split', 'check_datasets',
+                      'dataset_classes', 'iter_datasets', 'load_coco_json'},
+                     vars(checks)),
+        datasets=({'SHAPE_CLASSES', 'make_shapes_dataset'}, vars(shapes)))
+    public, moved = names[old]
+    for name in public:
+        assert name in moved, name
+    assert shapes.make_shapes_dataset.__module__ == \
         'rla_mmdet.tools_support.shapes'
 
 

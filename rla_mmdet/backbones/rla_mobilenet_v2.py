@@ -450,12 +450,3 @@ class RLAMobileNetV2(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
         if len(self.conv_outs) and self.frozen_stages >= len(self.conv_outs):
             frozen.append(self.recurrent_dsconv)
         freeze(frozen)
-
-def __getattr__(name: str) -> Any:
-    # RLAMobileNetV2Classifier lives in rla_mmdet.analysis.classifier beside
-    # RLAClassifier; it is importable from here too, on first use (that
-    # module imports this one).
-    if name == 'RLAMobileNetV2Classifier':
-        from ..analysis.classifier import RLAMobileNetV2Classifier
-        return RLAMobileNetV2Classifier
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

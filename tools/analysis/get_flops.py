@@ -13,7 +13,7 @@ the paper's table counts. FLOPs are multiply-accumulates (MACs), as in
 MMEngine and in the paper; both are printed in decimal units and in the
 paper's binary units (params / 1024**2, FLOPs / 1024**3; below 1024**3
 FLOPs also / 1024**2, as the paper prints light models). See
-``rla_mmdet/analysis.py`` for what is and is not counted.
+``rla_mmdet/analysis/complexity.py`` for what is and is not counted.
 """
 import argparse
 import os.path as osp
@@ -26,12 +26,11 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 import rla_mmdet  # noqa: E402,F401  registers the RLA backbones
-from rla_mmdet.analysis import (binary_units, classifier_complexity,  # noqa
+from rla_mmdet.analysis import (RLAMobileNetV2Classifier,  # noqa: E402
+                                binary_units, classifier_complexity,
                                 complexity, decimal_units,
                                 detector_complexity)
 from rla_mmdet.backbones import RLAResNet  # noqa: E402
-from rla_mmdet.backbones.rla_mobilenet_v2 import \
-    RLAMobileNetV2Classifier  # noqa: E402
 from rla_mmdet.tools_support.config import load_config  # noqa: E402
 
 
