@@ -31,7 +31,7 @@ import hashlib
 import os
 import os.path as osp
 import re
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -335,6 +335,30 @@ def build_detector(config: str, num_classes: int) -> nn.Module:
     return MODELS.build(model_cfg)
 
 
+def _mmdet2_meta(checkpoint: Mapping, what: str) -> Tuple[Mapping, str, list]:
+    """``(meta, mmdet_version, CLASSES)`` of an mmdetection 2.x checkpoint,
+    or a ``ValueError`` naming ``what`` is not one."""
+    meta = checkpoint.get('meta')
+    if not isinstance(checkpoint.get('state_dict'), Mapping) or \
+            not isinstance(meta, Mapping):
+        raise ValueError(
+            f'{what} is not an mmdetection 2.x checkpoint: expected '
+            f'"state_dict" and "meta", found {abbreviate(checkpoint)}.')
+    version = str(meta.get('mmdet_version', ''))
+    if not version.startswith('2.'):
+        if version:
+            raise ValueError(
+                f'{what} was written by mmdetection {version}; this converter '
+                'reads 2.x files only (3.x files load as they are).')
+        raise ValueError(f'{what} has no meta.mmdet_version; this converter '
+                         'reads files written by mmdetection 2.x.')
+    classes = meta.get('CLASSES')
+    if not classes or not all(isinstance(c, str) for c in classes):
+        raise ValueError(f'{what} has no class names in meta.CLASSES; '
+                         'mmdetection 2.x writes them there.')
+    return meta, version, classes
+
+
 def mmdet2_to_mmdet3(src: str,
                      dst: str,
                      config: Optional[str] = None,
@@ -363,24 +387,7 @@ def mmdet2_to_mmdet3(src: str,
             'against: pass config=PATH, or configs_dir= the configs/ folder '
             'of an rla_mmdet clone to use the matching zoo config.')
     checkpoint = load_checkpoint_file(src)
-    meta = checkpoint.get('meta')
-    if not isinstance(checkpoint.get('state_dict'), Mapping) or \
-            not isinstance(meta, Mapping):
-        raise ValueError(
-            f'{what} is not an mmdetection 2.x checkpoint: expected '
-            f'"state_dict" and "meta", found {abbreviate(checkpoint)}.')
-    version = str(meta.get('mmdet_version', ''))
-    if not version.startswith('2.'):
-        if version:
-            raise ValueError(
-                f'{what} was written by mmdetection {version}; this converter '
-                'reads 2.x files only (3.x files load as they are).')
-        raise ValueError(f'{what} has no meta.mmdet_version; this converter '
-                         'reads files written by mmdetection 2.x.')
-    classes = meta.get('CLASSES')
-    if not classes or not all(isinstance(c, str) for c in classes):
-        raise ValueError(f'{what} has no class names in meta.CLASSES; '
-                         'mmdetection 2.x writes them there.')
+    meta, version, classes = _mmdet2_meta(checkpoint, what)
     state_dict = get_state_dict(checkpoint, src)
     keys = list(state_dict)
     family = _detector_family(keys, what)

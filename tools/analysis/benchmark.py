@@ -312,6 +312,236 @@ def _ops_table(title: str, counts: Dict[str, dict]) -> str:
     return '\n'.join(lines)
 
 
+class _Run:
+    """The settings of one :func:`run`, what it measured so far
+    (``results``), and the models and inputs its tasks share."""
+
+    def __init__(self, depth: int, variant: str, shape: Sequence[int],
+                 train_shape: Sequence[int], train_batch: int, repeat: int,
+                 train_repeat: int, device: str, eval_batch: int,
+                 channels_last: bool, amp: bool, impl: str,
+                 log: Callable[[str], None]) -> None:
+        self.depth, self.variant, self.device = depth, variant, device
+        self.shape, self.train_shape = tuple(shape), tuple(train_shape)
+        self.train_batch, self.eval_batch = train_batch, eval_batch
+        self.repeat, self.train_repeat = repeat, train_repeat
+        self.amp, self.impl, self.log = amp, impl, log
+        self.memory_format = (torch.channels_last if channels_last else
+                              torch.contiguous_format)
+        self.amp_note = ', AMP' if amp else ''
+        self.results: dict = dict(
+            depth=depth, variant=variant, device=device, impl=impl, amp=amp,
+            device_name=(torch.cuda.get_device_name(device)
+                         if device.startswith('cuda') else 'cpu'),
+            threads=torch.get_num_threads(), torch=torch.__version__,
+            channels_last=channels_last, shape=self.shape,
+            train_shape=self.train_shape, train_batch=train_batch,
+            eval_batch=eval_batch)
+
+    def train_models(self, with_cp: bool = False) -> Dict[str, nn.Module]:
+        """RLA and ResNet set up for the training step (frozen_stages=1)."""
+        models = build_backbones(self.depth, self.variant, self.device,
+                                 frozen_stages=1, with_cp=with_cp)
+        for m in models.values():
+            m.train()
+            m.to(memory_format=self.memory_format)
+        return models
+
+    def train_input(self) -> torch.Tensor:
+        return torch.rand(self.train_batch, 3, *self.train_shape,
+                          device=self.device).to(
+                              memory_format=self.memory_format)
+
+    @property
+    def train_title(self) -> str:
+        return (f'batch {self.train_batch}, '
+                f'{self.train_shape[0]}x{self.train_shape[1]}')
+
+
+def _eval_task(r: _Run) -> None:
+    models = build_backbones(r.depth, r.variant, r.device)
+    for m in models.values():
+        m.eval()  # mmdet's ResNet.train() returns None: no chaining
+        m.to(memory_format=r.memory_format)
+    x = torch.rand(r.eval_batch, 3, *r.shape, device=r.device).to(
+        memory_format=r.memory_format)
+
+    def forward(m):
+        with autocast(r.device, r.amp):
+            return m(x)
+
+    fns = {name: (lambda m=m: forward(m)) for name, m in models.items()}
+    with torch.no_grad():
+        times = time_interleaved(fns, r.repeat, device=r.device)
+    r.results['eval_forward'] = summarize(times)
+    r.log(_table(f'eval forward, batch {r.eval_batch}, '
+                 f'{r.shape[0]}x{r.shape[1]}{r.amp_note}',
+                 r.results['eval_forward']))
+
+
+def _train_task(r: _Run, variants: Dict[str, nn.Module],
+                x: torch.Tensor) -> None:
+    fns = {name: (lambda m=m: train_step(m, x, r.amp))
+           for name, m in variants.items()}
+    times = time_interleaved(fns, r.train_repeat, device=r.device)
+    results = r.results
+    results['train_step'] = summarize(times)
+    r.log(_table(f'training step, {r.train_title}, frozen_stages=1'
+                 f'{r.amp_note}', results['train_step']))
+    med = {k: v['median_ms'] for k, v in results['train_step'].items()}
+    results['with_cp_cost'] = dict(rla=med['rla_cp'] / med['rla'],
+                                   resnet=med['resnet_cp'] / med['resnet'])
+    r.log('  with_cp step / own step without (medians): rla '
+          f"{results['with_cp_cost']['rla']:.3f}, resnet "
+          f"{results['with_cp_cost']['resnet']:.3f}")
+    if r.device.startswith('cuda'):
+        peak = {}
+        for name, m in variants.items():
+            torch.cuda.reset_peak_memory_stats(r.device)
+            train_step(m, x, r.amp)
+            peak[name] = torch.cuda.max_memory_allocated(r.device)
+        results['train_peak_memory_bytes'] = peak
+        r.log('peak CUDA memory (MiB): ' + ', '.join(
+            f'{k} {v / 2**20:.0f}' for k, v in peak.items()))
+
+
+def _memory_task(r: _Run, variants: Dict[str, nn.Module],
+                 x: torch.Tensor) -> None:
+    saved = {name: saved_activation_bytes(m, x)
+             for name, m in variants.items()}
+    r.results['saved_activations'] = dict(
+        bytes=saved,
+        ratio=saved['rla'] / saved['resnet'],
+        ratio_cp=saved['rla_cp'] / saved['resnet_cp'],
+        rla_cp_saving=1 - saved['rla_cp'] / saved['rla'])
+    saved_activations = r.results['saved_activations']
+    r.log('saved activations (MiB): ' + ', '.join(
+        f'{k} {v / 2**20:.1f}' for k, v in saved.items()))
+    r.log(f"  RLA/ResNet {saved_activations['ratio']:.3f}, "
+          f"with_cp {saved_activations['ratio_cp']:.3f}; "
+          'with_cp saves '
+          f"{saved_activations['rla_cp_saving']:.1%} of "
+          'RLA\'s bytes')
+
+
+def _train_and_memory_tasks(r: _Run, tasks: Sequence[str]) -> None:
+    """The training steps and saved activations, with and without
+    ``with_cp``, of the same models."""
+    variants = {}
+    for with_cp in (False, True):
+        for name, m in r.train_models(with_cp=with_cp).items():
+            variants[f'{name}{"_cp" if with_cp else ""}'] = m
+    x = r.train_input()
+    if 'train' in tasks:
+        _train_task(r, variants, x)
+    if 'memory' in tasks:
+        _memory_task(r, variants, x)
+
+
+def _ops_task(r: _Run) -> None:
+    """The operators of one training step and one eval forward, for the
+    form of the RLA operators in force and for each forced choice."""
+    models = r.train_models()
+    x = r.train_input()
+    counts: Dict[str, dict] = {}
+    evals: Dict[str, dict] = {}
+    for choice in ('auto', 'literal', 'cpu', 'cuda'):
+        with select_impl(r.impl if choice == 'auto' else choice):
+            counts[f'rla ({choice})'] = count_ops(
+                lambda: train_step(models['rla'], x, r.amp), r.device)
+            models['rla'].eval()
+            with torch.no_grad():
+                evals[f'rla ({choice})'] = count_ops(
+                    lambda: models['rla'](x[:1]), r.device)
+            models['rla'].train()
+    counts['resnet'] = count_ops(
+        lambda: train_step(models['resnet'], x, r.amp), r.device)
+    models['resnet'].eval()
+    with torch.no_grad():
+        evals['resnet'] = count_ops(lambda: models['resnet'](x[:1]),
+                                    r.device)
+    r.results['ops_train_step'] = counts
+    r.results['ops_eval_forward'] = evals
+    r.log(_ops_table(f'operators per training step ({r.train_title}'
+                     f'{r.amp_note}); (choice) = form of the RLA operators',
+                     counts))
+    r.log(_ops_table('operators per eval forward (batch 1)', evals))
+
+
+def _profile_task(r: _Run) -> None:
+    models = r.train_models()
+    x = r.train_input()
+    ops = op_profile({name: (lambda m=m: train_step(m, x, r.amp))
+                      for name, m in models.items()})
+    r.results['train_profile_ms'] = ops
+    r.log(_profile_table(
+        f'training step profile, {r.train_title} (largest differences)',
+        ops))
+
+
+def _flops_task(r: _Run) -> None:
+    models = build_backbones(r.depth, r.variant, r.device)
+    comp = {}
+    for name, m in models.items():
+        m.eval()
+        with torch.no_grad():
+            c = complexity(m, torch.rand(1, 3, *r.shape, device=r.device))
+        comp[name] = dict(
+            params=c.params, params_M=c.params / 1e6,
+            params_binary_M=c.params / 1024**2, flops=c.flops,
+            flops_G=c.flops / 1e9, flops_binary_G=c.flops / 1024**3)
+    comp['ratio_flops'] = comp['rla']['flops'] / comp['resnet']['flops']
+    comp['ratio_params'] = comp['rla']['params'] / comp['resnet']['params']
+    r.results['complexity'] = comp
+    for name in ('rla', 'resnet'):
+        c = comp[name]
+        r.log(f"{name}: {c['params']:,} params ({c['params_M']:.2f}M, "
+              f"{c['params_binary_M']:.2f}M binary), {c['flops_G']:.1f} "
+              f"GFLOPs ({c['flops_binary_G']:.1f}G binary) at "
+              f'{r.shape[0]}x{r.shape[1]}')
+    r.log(f"  FLOPs ratio {comp['ratio_flops']:.3f}, params ratio "
+          f"{comp['ratio_params']:.3f}")
+
+
+def _detector_task(r: _Run) -> None:
+    detectors = build_detectors('faster_rcnn', r.device)
+    data = {}
+    for name, m in detectors.items():
+        m.eval()
+        data[name] = detector_inputs(m, r.shape, random_images=True,
+                                     device=r.device)
+
+    def predict(m, d):
+        with autocast(r.device, r.amp):
+            return m(**d, mode='predict')
+
+    fns = {name: (lambda m=m, d=data[name]: predict(m, d))
+           for name, m in detectors.items()}
+    with torch.no_grad():
+        times = time_interleaved(fns, max(r.repeat // 2, 3),
+                                 device=r.device)
+    r.results['detector_inference'] = summarize(times)
+    r.log(_table(f'Faster R-CNN inference, batch 1, {r.shape[0]}x'
+                 f'{r.shape[1]}{r.amp_note}', r.results['detector_inference']))
+
+
+def _detector_train_task(r: _Run, family: str) -> None:
+    detectors = build_detectors(family, r.device)
+    data = {}
+    for name, m in detectors.items():
+        m.train()
+        data[name] = detector_inputs(
+            m, r.train_shape, batch=r.train_batch, random_images=True,
+            with_gt=True, device=r.device)
+    fns = {name: (lambda m=m, d=data[name]: detector_train_step(m, d, r.amp))
+           for name, m in detectors.items()}
+    times = time_interleaved(fns, r.train_repeat, device=r.device)
+    key = f'{family}_train_step'
+    r.results[key] = summarize(times)
+    r.log(_table(f'{family} training step (loss + backward), '
+                 f'{r.train_title}{r.amp_note}', r.results[key]))
+
+
 def run(depth: int = 50,
         variant: str = 'rla',
         shape: Sequence[int] = (800, 1216),
@@ -331,169 +561,22 @@ def run(depth: int = 50,
     ``impl`` only labels the results and the ``(auto)`` row of the operator
     counts: the caller selects it (``with select_impl(impl)``).
     """
-    shape, train_shape = tuple(shape), tuple(train_shape)
-    memory_format = (torch.channels_last if channels_last else
-                     torch.contiguous_format)
-    results: dict = dict(
-        depth=depth, variant=variant, device=device, impl=impl, amp=amp,
-        device_name=(torch.cuda.get_device_name(device)
-                     if device.startswith('cuda') else 'cpu'),
-        threads=torch.get_num_threads(), torch=torch.__version__,
-        channels_last=channels_last, shape=shape, train_shape=train_shape,
-        train_batch=train_batch, eval_batch=eval_batch)
-    amp_note = ', AMP' if amp else ''
-
-    def train_models(with_cp: bool = False) -> Dict[str, nn.Module]:
-        """RLA and ResNet set up for the training step (frozen_stages=1)."""
-        models = build_backbones(depth, variant, device, frozen_stages=1,
-                                 with_cp=with_cp)
-        for m in models.values():
-            m.train()
-            m.to(memory_format=memory_format)
-        return models
-
-    def train_input() -> torch.Tensor:
-        return torch.rand(train_batch, 3, *train_shape, device=device).to(
-            memory_format=memory_format)
-
+    r = _Run(depth, variant, shape, train_shape, train_batch, repeat,
+             train_repeat, device, eval_batch, channels_last, amp, impl, log)
     if 'eval' in tasks:
-        models = build_backbones(depth, variant, device)
-        for m in models.values():
-            m.eval()  # mmdet's ResNet.train() returns None: no chaining
-            m.to(memory_format=memory_format)
-        x = torch.rand(eval_batch, 3, *shape, device=device).to(
-            memory_format=memory_format)
-
-        def forward(m):
-            with autocast(device, amp):
-                return m(x)
-
-        fns = {name: (lambda m=m: forward(m)) for name, m in models.items()}
-        with torch.no_grad():
-            times = time_interleaved(fns, repeat, device=device)
-        results['eval_forward'] = summarize(times)
-        log(_table(f'eval forward, batch {eval_batch}, '
-                   f'{shape[0]}x{shape[1]}{amp_note}',
-                   results['eval_forward']))
-        del models, fns, x
-
+        _eval_task(r)
     if 'train' in tasks or 'memory' in tasks:
-        variants = {}
-        for with_cp in (False, True):
-            for name, m in train_models(with_cp=with_cp).items():
-                variants[f'{name}{"_cp" if with_cp else ""}'] = m
-        x = train_input()
-        if 'train' in tasks:
-            fns = {name: (lambda m=m: train_step(m, x, amp))
-                   for name, m in variants.items()}
-            times = time_interleaved(fns, train_repeat, device=device)
-            results['train_step'] = summarize(times)
-            log(_table(f'training step, batch {train_batch}, '
-                       f'{train_shape[0]}x{train_shape[1]}, frozen_stages=1'
-                       f'{amp_note}', results['train_step']))
-            med = {k: v['median_ms'] for k, v in results['train_step'].items()}
-            results['with_cp_cost'] = dict(
-                rla=med['rla_cp'] / med['rla'],
-                resnet=med['resnet_cp'] / med['resnet'])
-            log('  with_cp step / own step without (medians): rla '
-                f"{results['with_cp_cost']['rla']:.3f}, resnet "
-                f"{results['with_cp_cost']['resnet']:.3f}")
-            if device.startswith('cuda'):
-                peak = {}
-                for name, m in variants.items():
-                    torch.cuda.reset_peak_memory_stats(device)
-                    train_step(m, x, amp)
-                    peak[name] = torch.cuda.max_memory_allocated(device)
-                results['train_peak_memory_bytes'] = peak
-                log('peak CUDA memory (MiB): ' + ', '.join(
-                    f'{k} {v / 2**20:.0f}' for k, v in peak.items()))
-        if 'memory' in tasks:
-            saved = {name: saved_activation_bytes(m, x)
-                     for name, m in variants.items()}
-            results['saved_activations'] = dict(
-                bytes=saved,
-                ratio=saved['rla'] / saved['resnet'],
-                ratio_cp=saved['rla_cp'] / saved['resnet_cp'],
-                rla_cp_saving=1 - saved['rla_cp'] / saved['rla'])
-            log('saved activations (MiB): ' + ', '.join(
-                f'{k} {v / 2**20:.1f}' for k, v in saved.items()))
-            log(f"  RLA/ResNet {results['saved_activations']['ratio']:.3f}, "
-                f"with_cp {results['saved_activations']['ratio_cp']:.3f}; "
-                'with_cp saves '
-                f"{results['saved_activations']['rla_cp_saving']:.1%} of "
-                'RLA\'s bytes')
-        del variants, x
-
+        _train_and_memory_tasks(r, tasks)
     if 'ops' in tasks:
-        # The operators of one training step and one eval forward, for the
-        # form of the RLA operators in force and for each forced choice.
-        models = train_models()
-        x = train_input()
-        counts: Dict[str, dict] = {}
-        evals: Dict[str, dict] = {}
-        for choice in ('auto', 'literal', 'cpu', 'cuda'):
-            with select_impl(impl if choice == 'auto' else choice):
-                counts[f'rla ({choice})'] = count_ops(
-                    lambda: train_step(models['rla'], x, amp), device)
-                models['rla'].eval()
-                with torch.no_grad():
-                    evals[f'rla ({choice})'] = count_ops(
-                        lambda: models['rla'](x[:1]), device)
-                models['rla'].train()
-        counts['resnet'] = count_ops(
-            lambda: train_step(models['resnet'], x, amp), device)
-        models['resnet'].eval()
-        with torch.no_grad():
-            evals['resnet'] = count_ops(lambda: models['resnet'](x[:1]),
-                                        device)
-        results['ops_train_step'] = counts
-        results['ops_eval_forward'] = evals
-        log(_ops_table(f'operators per training step (batch {train_batch}, '
-                       f'{train_shape[0]}x{train_shape[1]}{amp_note}); '
-                       '(choice) = form of the RLA operators', counts))
-        log(_ops_table('operators per eval forward (batch 1)', evals))
-        del models, x
-
+        _ops_task(r)
     if 'forms' in tasks:
-        results['forms'] = compare_forms(
-            depth, variant, device, shape, train_shape, train_batch, repeat,
-            train_repeat, amp, log)
-
+        r.results['forms'] = compare_forms(
+            depth, variant, device, r.shape, r.train_shape, train_batch,
+            repeat, train_repeat, amp, log)
     if 'profile' in tasks:
-        models = train_models()
-        x = train_input()
-        ops = op_profile({name: (lambda m=m: train_step(m, x, amp))
-                          for name, m in models.items()})
-        results['train_profile_ms'] = ops
-        log(_profile_table(
-            f'training step profile, batch {train_batch}, '
-            f'{train_shape[0]}x{train_shape[1]} (largest differences)', ops))
-        del models, x
-
+        _profile_task(r)
     if 'flops' in tasks:
-        models = build_backbones(depth, variant, device)
-        comp = {}
-        for name, m in models.items():
-            m.eval()
-            with torch.no_grad():
-                c = complexity(m, torch.rand(1, 3, *shape, device=device))
-            comp[name] = dict(
-                params=c.params, params_M=c.params / 1e6,
-                params_binary_M=c.params / 1024**2, flops=c.flops,
-                flops_G=c.flops / 1e9, flops_binary_G=c.flops / 1024**3)
-        comp['ratio_flops'] = comp['rla']['flops'] / comp['resnet']['flops']
-        comp['ratio_params'] = comp['rla']['params'] / comp['resnet']['params']
-        results['complexity'] = comp
-        for name in ('rla', 'resnet'):
-            c = comp[name]
-            log(f"{name}: {c['params']:,} params ({c['params_M']:.2f}M, "
-                f"{c['params_binary_M']:.2f}M binary), {c['flops_G']:.1f} "
-                f"GFLOPs ({c['flops_binary_G']:.1f}G binary) at "
-                f'{shape[0]}x{shape[1]}')
-        log(f"  FLOPs ratio {comp['ratio_flops']:.3f}, params ratio "
-            f"{comp['ratio_params']:.3f}")
-        del models
-
+        _flops_task(r)
     whole = depth == 50 and variant == 'rla'
     # mmcv's CPU nms refuses bfloat16 boxes: no two-stage detector under
     # CPU autocast.
@@ -502,47 +585,12 @@ def run(depth: int = 50,
         log('Faster R-CNN skipped: --amp on the CPU (bfloat16) meets '
             "mmcv's CPU nms, which takes float32 boxes only")
     if 'detector' in tasks and whole and not cpu_amp:
-        detectors = build_detectors('faster_rcnn', device)
-        data = {}
-        for name, m in detectors.items():
-            m.eval()
-            data[name] = detector_inputs(m, shape, random_images=True,
-                                         device=device)
-
-        def predict(m, d):
-            with autocast(device, amp):
-                return m(**d, mode='predict')
-
-        fns = {name: (lambda m=m, d=data[name]: predict(m, d))
-               for name, m in detectors.items()}
-        with torch.no_grad():
-            times = time_interleaved(fns, max(repeat // 2, 3), device=device)
-        results['detector_inference'] = summarize(times)
-        log(_table(f'Faster R-CNN inference, batch 1, {shape[0]}x{shape[1]}'
-                   f'{amp_note}', results['detector_inference']))
-        del detectors, data, fns
-
+        _detector_task(r)
     if 'detector_train' in tasks and whole:
         for family in DETECTORS:
-            if cpu_amp and family == 'faster_rcnn':
-                continue
-            detectors = build_detectors(family, device)
-            data = {}
-            for name, m in detectors.items():
-                m.train()
-                data[name] = detector_inputs(
-                    m, train_shape, batch=train_batch, random_images=True,
-                    with_gt=True, device=device)
-            fns = {name: (lambda m=m, d=data[name]: detector_train_step(
-                m, d, amp)) for name, m in detectors.items()}
-            times = time_interleaved(fns, train_repeat, device=device)
-            key = f'{family}_train_step'
-            results[key] = summarize(times)
-            log(_table(f'{family} training step (loss + backward), batch '
-                       f'{train_batch}, {train_shape[0]}x{train_shape[1]}'
-                       f'{amp_note}', results[key]))
-            del detectors, data, fns
-    return results
+            if not (cpu_amp and family == 'faster_rcnn'):
+                _detector_train_task(r, family)
+    return r.results
 
 
 def compare_forms(depth: int, variant: str, device: str,
