@@ -19,6 +19,7 @@ GPU, times come from CUDA events and training steps also report
 """
 import argparse
 import contextlib
+import importlib.util
 import json
 import logging
 import os.path as osp
@@ -28,7 +29,9 @@ import time
 from typing import Callable, Dict, List, Sequence, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
+if importlib.util.find_spec('rla_mmdet') is None:
+    # Not installed: run from the clone this script is in.
+    sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402

@@ -14,12 +14,15 @@ nothing and exits with status 1 when a file differs from what would be
 written.
 """
 import argparse
+import importlib.util
 import os.path as osp
 import sys
 from typing import Dict
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+if importlib.util.find_spec('rla_mmdet') is None:
+    # Not installed: run from the clone this script is in.
+    sys.path.insert(
+        0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import yaml  # noqa: E402
 
