@@ -11,12 +11,12 @@ from helpers import ROOT
 
 #: The core tests (``pytest -m core``), which the second stack (torch 2.1,
 #: .venv-torch21) runs too: the backbones, checkpoint safety and resume,
-#: every config builds and runs, train / resume / test end to end, and the
-#: distributed scripts with 2 CPU processes.
+#: every config builds and runs, train / resume / test end to end, the
+#: distributed scripts with 2 CPU processes, and the layout of the code.
 CORE_MODULES = {
     'test_backbone.py', 'test_dispatch.py', 'test_checkpoint.py',
     'test_checkpoint_attacks.py', 'test_checkpoint_io.py', 'test_compat.py',
-    'test_configs.py', 'test_train_e2e.py', 'test_dist.py'
+    'test_configs.py', 'test_train_e2e.py', 'test_dist.py', 'test_layout.py'
 }
 
 

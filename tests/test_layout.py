@@ -1,0 +1,195 @@
+"""How the code is laid out, checked on its source: short functions, no
+import cycle in the package, one way for the tools to find it, and each
+backbone argument assigned once where a reader looks for it."""
+import ast
+import glob
+import inspect
+import os.path as osp
+import textwrap
+
+import pytest
+
+from rla_mmdet import RLAMobileNetV2, RLAResNet
+from helpers import ROOT
+
+#: The longest function allowed, in lines from ``def`` to its last line.
+LIMITS = {'rla_mmdet': 80, 'tools': 120}
+#: ... and for an ``__init__`` of the package (a signature of mmdet's
+#: arguments, each assigned beside its check).
+INIT_LIMIT = 100
+
+
+def _sources(folder):
+    paths = sorted(glob.glob(osp.join(ROOT, folder, '**', '*.py'),
+                             recursive=True))
+    assert paths, folder
+    for path in paths:
+        with open(path, encoding='utf-8') as f:
+            yield osp.relpath(path, ROOT), ast.parse(f.read())
+
+
+def long_functions(folder, limit, init_limit=None):
+    """``['path:line name (N lines)', ...]`` of the functions of ``folder``
+    longer than ``limit`` lines (``__init__``: ``init_limit``)."""
+    found = []
+    for rel, tree in _sources(folder):
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            length = node.end_lineno - node.lineno + 1
+            allowed = (init_limit if node.name == '__init__' and init_limit
+                       else limit)
+            if length > allowed:
+                found.append(f'{rel}:{node.lineno} {node.name} '
+                             f'({length} lines, at most {allowed})')
+    return found
+
+
+@pytest.mark.parametrize('folder', sorted(LIMITS))
+def test_no_function_is_too_long(folder):
+    init_limit = INIT_LIMIT if folder == 'rla_mmdet' else None
+    assert long_functions(folder, LIMITS[folder], init_limit) == []
+
+
+def test_the_length_check_sees_long_functions():
+    # The limits at the length of today's longest function find it.
+    assert long_functions('tools', 20)
+    assert any(' __init__ ' in f for f in long_functions('rla_mmdet', 80, 60))
+
+
+# ------------------------------------------------------------------ imports
+def import_graph():
+    """``{module: modules of rla_mmdet it imports}`` from the source, the
+    imports inside functions included (a lazy import closes a cycle just
+    the same)."""
+    modules = {}
+    for rel, tree in _sources('rla_mmdet'):
+        parts = rel[:-len('.py')].split(osp.sep)
+        is_package = parts[-1] == '__init__'
+        modules['.'.join(parts[:-1] if is_package else parts)] = (tree,
+                                                                  is_package)
+    graph = {}
+    for name, (tree, is_package) in modules.items():
+        package = name.split('.') if is_package else name.split('.')[:-1]
+        deps = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = (package[:len(package) - node.level + 1]
+                        if node.level else [])
+                target = '.'.join(base + [node.module] if node.module
+                                  else base)
+                # `from .pkg import name` reads pkg, and pkg.name if it
+                # is a module
+                targets = [target] + [f'{target}.{a.name}'
+                                      for a in node.names]
+            else:
+                continue
+            deps.update(t for t in targets if t in modules and t != name)
+        graph[name] = deps
+    return graph
+
+
+def find_cycle(graph):
+    """One import cycle ``[a, b, ..., a]`` of ``graph``, or ``None``."""
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = 'open'
+        stack.append(node)
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 'open':
+                return stack[stack.index(dep):] + [dep]
+            if dep not in state:
+                cycle = visit(dep)
+                if cycle:
+                    return cycle
+        stack.pop()
+        state[node] = 'done'
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            cycle = visit(node)
+            if cycle:
+                return cycle
+    return None
+
+
+def test_no_import_cycle_inside_the_package():
+    graph = import_graph()
+    assert 'rla_mmdet.backbones.rla_resnet' in graph['rla_mmdet.backbones']
+    assert find_cycle(graph) is None, ' -> '.join(find_cycle(graph))
+
+
+def test_the_cycle_check_finds_a_cycle():
+    graph = import_graph()
+    # The lazy re-export the backbones once had: rla_mobilenet_v2 ->
+    # analysis.classifier -> backbones -> rla_mobilenet_v2.
+    graph['rla_mmdet.backbones.rla_mobilenet_v2'].add(
+        'rla_mmdet.analysis.classifier')
+    cycle = find_cycle(graph)
+    assert cycle and 'rla_mmdet.analysis.classifier' in cycle
+
+
+# -------------------------------------------------------------------- tools
+def _is_guard(node):
+    """``if importlib.util.find_spec('rla_mmdet') is None:``"""
+    return (isinstance(node, ast.If)
+            and ast.dump(node.test) == ast.dump(ast.parse(
+                "importlib.util.find_spec('rla_mmdet') is None",
+                mode='eval').body))
+
+
+def _path_changes(nodes):
+    return [n for top in nodes for n in ast.walk(top)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+            and n.func.attr in ('insert', 'append')
+            and ast.dump(n.func.value) == ast.dump(ast.parse(
+                'sys.path', mode='eval').body)]
+
+
+def test_the_tools_find_the_package_one_way():
+    """A script imports an installed rla_mmdet, and else the clone it is
+    in: a guard on find_spec, and no other change of sys.path."""
+    for rel, tree in _sources('tools'):
+        guards = [n for n in tree.body if _is_guard(n)]
+        others = [n for n in tree.body if not _is_guard(n)]
+        assert _path_changes(others) == [], f'{rel} changes sys.path ' \
+            "outside the find_spec('rla_mmdet') guard"
+        imports = [i for i, n in enumerate(tree.body)
+                   if isinstance(n, (ast.Import, ast.ImportFrom)) and any(
+                       (getattr(n, 'module', None) or a.name).startswith(
+                           'rla_mmdet') for a in n.names)]
+        if imports:
+            assert len(guards) == 1, f'{rel} imports rla_mmdet without ' \
+                "the find_spec('rla_mmdet') guard"
+            assert tree.body.index(guards[0]) < imports[0], rel
+            assert len(_path_changes(guards)) == 1, rel
+
+
+# ---------------------------------------------------------------- arguments
+@pytest.mark.parametrize('cls', [RLAResNet, RLAMobileNetV2])
+def test_each_backbone_argument_is_assigned_once_in_init(cls):
+    """The signature names an argument and ``__init__`` assigns it to
+    ``self.<name>`` (beside its check), as mmdet's ResNet does: no loop of
+    ``setattr`` and no second list of the names."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls.__init__)))
+    assigned = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                for t in ast.walk(target):
+                    if isinstance(t, ast.Attribute) and isinstance(
+                            t.value, ast.Name) and t.value.id == 'self':
+                        assigned.append(t.attr)
+        assert not (isinstance(node, ast.Call)
+                    and getattr(node.func, 'id', '') == 'setattr')
+    handled_by_base = {'self', 'pretrained', 'init_cfg', 'kwargs'}
+    names = [n for n in inspect.signature(cls.__init__).parameters
+             if n not in handled_by_base]
+    assert names and [n for n in names if assigned.count(n) != 1] == []
+    model = cls() if cls is RLAMobileNetV2 else cls(depth=18)
+    for name in names:
+        assert hasattr(model, name), name
