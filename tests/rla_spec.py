@@ -9,10 +9,17 @@ and the ReLU), ``h = recurrent_conv(tanh(stage_bn(h + conv_out(x))))``. It
 shares no code with the package's forward, so a mistake in the package's
 architecture (or in any of its operator forms) shows up as a difference.
 
+Both follow the specification in ``docs/backbones.md`` ("The
+specification"), from the paper and the authors' code.
+
 :func:`reference_mobilenet_v2_forward` is the dsRLA MobileNetV2 of the spec
-(``RLA_MOBILENETV2.md``) in functional ops on the tensors of the published
-state-dict layout, looked up by key: it needs no module of the package at
-all, so a wrong module name, wiring or number shows up too.
+in functional ops on the tensors of the published state-dict layout, looked
+up by key: it needs no module of the package at all, so a wrong module
+name, wiring or number shows up too.
+
+:func:`published_resnet_layout` and :func:`published_mobilenet_v2_layout`
+are the key names and shapes of the authors' published ImageNet files,
+written from the spec's layouts.
 """
 from typing import Tuple
 
@@ -143,3 +150,92 @@ def reference_mobilenet_v2_forward(p, img, out_indices, eca=False,
     return outs
 
 
+
+
+
+# ------------------------------------------ the published state-dict layouts
+# Written from the layouts of the spec (docs/backbones.md, "The
+# specification"), not from the package's modules, so that a
+# renamed or reshaped module of the package shows up as a file that no
+# longer loads.
+LAYERS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+ECA_KERNELS = (5, 5, 5, 7)
+
+
+def _bn_keys(layout, name, channels):
+    for p in ('weight', 'bias', 'running_mean', 'running_var'):
+        layout[f'{name}.{p}'] = (channels, )
+    layout[f'{name}.num_batches_tracked'] = ()
+
+
+def published_resnet_layout(depth, eca=False):
+    """``{key: shape}`` of the authors' ImageNet RLA-ResNet / RLA-ECANet
+    file of ``depth`` (50 or 101), without the ``module.`` prefix: the
+    backbone, every stage norm (the last update's included), ``bn2`` and
+    ``fc``."""
+    layout = {'conv1.weight': (64, 3, 7, 7)}
+    _bn_keys(layout, 'bn1', 64)
+    inplanes = 64
+    for s, blocks in enumerate(LAYERS[depth]):
+        planes = 64 * 2**s
+        for b in range(blocks):
+            pre = f'stages.{s}.{b}.'
+            layout[pre + 'conv1.weight'] = (planes, inplanes + K, 1, 1)
+            _bn_keys(layout, pre + 'bn1', planes)
+            layout[pre + 'conv2.weight'] = (planes, planes, 3, 3)
+            _bn_keys(layout, pre + 'bn2', planes)
+            layout[pre + 'conv3.weight'] = (4 * planes, planes, 1, 1)
+            _bn_keys(layout, pre + 'bn3', 4 * planes)
+            if eca:
+                layout[pre + 'eca.conv.weight'] = (1, 1, ECA_KERNELS[s])
+            if b == 0:
+                layout[pre + 'downsample.0.weight'] = (4 * planes, inplanes,
+                                                       1, 1)
+                _bn_keys(layout, pre + 'downsample.1', 4 * planes)
+            inplanes = 4 * planes
+    for s, blocks in enumerate(LAYERS[depth]):
+        for b in range(blocks):
+            _bn_keys(layout, f'stage_bns.{s}.{b}', K)
+    for s in range(4):
+        layout[f'conv_outs.{s}.weight'] = (K, 4 * 64 * 2**s, 1, 1)
+    for s in range(4):
+        layout[f'recurrent_convs.{s}.weight'] = (K, K, 3, 3)
+    _bn_keys(layout, 'bn2', K)
+    layout['fc.weight'] = (1000, 2048 + K)
+    layout['fc.bias'] = (1000, )
+    return layout
+
+
+def published_mobilenet_v2_layout(eca=False):
+    """``{key: shape}`` of the authors' ImageNet dsRLA-MobileNetV2 file
+    (k = 32), without the ``module.`` prefix; the five stored copies of the
+    shared recurrent convolution included."""
+    layout = {'conv1.0.weight': (32, 3, 3, 3)}
+    _bn_keys(layout, 'conv1.1', 32)
+    inp = 32
+    for j, (t, c, n, _) in enumerate(SETTINGS):
+        for i in range(n):
+            pre, hidden = f'stages.{j}.{i}.', int(round(inp * t))
+            if t != 1:
+                layout[pre + 'conv1x1.0.weight'] = (hidden, inp, 1, 1)
+                _bn_keys(layout, pre + 'conv1x1.1', hidden)
+            layout[pre + 'conv.0.0.weight'] = (hidden + K, 1, 3, 3)
+            _bn_keys(layout, pre + 'conv.0.1', hidden + K)
+            layout[pre + 'conv.1.weight'] = (c, hidden + K, 1, 1)
+            _bn_keys(layout, pre + 'conv.2', c)
+            if eca:
+                layout[pre + 'conv.3.conv.weight'] = (1, 1,
+                                                      1 if c < 96 else 3)
+            inp = c
+    for j, (_, c, n, _) in enumerate(SETTINGS):
+        for i in range(n):
+            _bn_keys(layout, f'stage_bns.{j}.{i}', K)
+        layout[f'conv_outs.{j}.weight'] = (K, c, 1, 1)
+    for i in range(5):
+        layout[f'recurrent_dsconvs.{i}.weight'] = (K, 1, 3, 3)
+    layout['conv2.0.weight'] = (1280, 320 + K, 1, 1)
+    _bn_keys(layout, 'conv2.1', 1280)
+    _bn_keys(layout, 'bn2', K)
+    layout['classifier.1.weight'] = (1000, 1280)
+    layout['classifier.1.bias'] = (1000, )
+    return layout

@@ -55,8 +55,9 @@ def test_rla_r50_imagenet_flops_match_the_paper():
 
 
 def test_classifier_forward_is_the_spec():
-    """The ImageNet head of RLA.md: the update after the last block (with
-    the classifier's own norm), then fc(avgpool(cat([x, relu(bn2(h))])))."""
+    """The ImageNet head of the spec (docs/backbones.md): the update after
+    the last block (with the classifier's own norm), then
+    fc(avgpool(cat([x, relu(bn2(h))])))."""
     from test_backbone import randomize_norms
     model = RLAClassifier(RLAResNet(depth=18), num_classes=7)
     randomize_norms(model).eval()

@@ -2,6 +2,7 @@
 import copy
 import re
 import warnings
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -9,9 +10,10 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from rla_mmdet import RLAECANet, RLAResNet
+from rla_mmdet import RLAECANet, RLAMobileNetV2, RLAResNet
 from rla_mmdet.backbones import RLABasicBlock, RLABottleneck
-from rla_spec import reference_forward
+from rla_spec import (published_mobilenet_v2_layout, published_resnet_layout,
+                      reference_forward)
 from helpers import assert_same_grads, build, randomize_norms
 
 EXPANSION = {18: 1, 34: 1, 50: 4, 101: 4, 152: 4}
@@ -475,6 +477,69 @@ def test_rla_stage_builder_is_public_for_variants():
     frozen = build(18, Variant, frozen_stages=1).train()
     assert not frozen.recurrent_convs[0].weight.requires_grad
     assert frozen.recurrent_convs[1].weight.requires_grad
+
+
+def _published_file(path, layout, seed=0):
+    """A file in the authors' layout (``*.pth.tar``, ``module.`` keys),
+    random values under the key names and shapes of ``layout``."""
+    g = torch.Generator().manual_seed(seed)
+    state = OrderedDict()
+    for key, shape in layout.items():
+        state['module.' + key] = (
+            torch.tensor(7) if key.endswith('num_batches_tracked') else
+            torch.randn(shape, generator=g))
+    copies = [k for k in state if '.recurrent_dsconvs.' in k]
+    for key in copies[1:]:  # one module, stored five times
+        state[key] = state[copies[0]].clone()
+    torch.save(dict(epoch=120, arch='x', state_dict=state, best_acc1=77.0,
+                    optimizer={}), path)
+    return state
+
+
+#: The published ImageNet files: their backbone, and the parameters of the
+#: whole network as the paper gives them (binary millions; exact where the
+#: authors' code was counted), the shared MobileNetV2 convolution once.
+PUBLISHED = [
+    ('resnet50_rla_2283', RLAResNet, dict(depth=50), (24.67, 25_870_696)),
+    ('ecanet50_rla_2215', RLAECANet, dict(depth=50), (24.67, None)),
+    ('resnet101_rla_2148', RLAResNet, dict(depth=101), (42.92, None)),
+    ('ecanet101_rla_2100', RLAECANet, dict(depth=101), (42.92, None)),
+    ('dsrla_mobilenetv2_k32_2762', RLAMobileNetV2, dict(out_indices=(7, )),
+     (3.46, 3_624_168)),
+    ('dsrla_mobilenetv2_k32_eca_2707', RLAMobileNetV2,
+     dict(out_indices=(7, ), attention='eca'), (3.46, 3_624_199)),
+]
+
+
+@pytest.mark.parametrize('variant,cls,kwargs,paper_params', PUBLISHED,
+                         ids=[p[0] for p in PUBLISHED])
+def test_published_checkpoints_of_every_variant_load(tmp_path, variant, cls,
+                                                     kwargs, paper_params):
+    """Each published ImageNet file, in the layout the spec gives (not one
+    taken from the package's modules), loads bit-identically into its
+    backbone; the key names are those of the published files."""
+    eca = 'eca' in variant
+    layout = (published_mobilenet_v2_layout(eca) if cls is RLAMobileNetV2
+              else published_resnet_layout(kwargs['depth'], eca))
+    buffers = ('running_mean', 'running_var', 'num_batches_tracked')
+    params = sum(int(torch.Size(shape).numel())
+                 for key, shape in layout.items()
+                 if not key.endswith(buffers)
+                 and not key.startswith(tuple(f'recurrent_dsconvs.{i}.'
+                                              for i in range(1, 5))))
+    # the layout is the published network
+    assert round(params / 1024**2, 2) == paper_params[0]
+    assert paper_params[1] in (None, params)
+    path = str(tmp_path / f'{variant}.pth.tar')
+    state = _published_file(path, layout)
+    model = cls(init_cfg=dict(type='Pretrained', checkpoint=path), **kwargs)
+    model.init_weights()
+    own = model.state_dict()
+    for key, value in own.items():
+        assert torch.equal(value, state['module.' + key]), key
+    unbuilt = model.unbuilt_prefixes()
+    assert sorted(own) == sorted(k for k in layout
+                                 if not k.startswith(unbuilt))
 
 
 def test_bf16_autocast_and_float64():
