@@ -409,11 +409,80 @@ def test_mmcv_setup_flags_are_replaced_everywhere():
             "            extra_compile_args['cxx'] = ['-std=c++17']\n"
             "        extra_compile_args['nvcc'] += ['-std=c++17']\n"
             "        extra_compile_args['cxx'] = ['/std:c++17']\n")
-    patched = build.patch_setup(text, 'c++20')
+    patched = build.patch_cxx_standard(text, 'c++20')
     assert patched.count("'-std=c++20'") == 3
     assert "'/std:c++17'" in patched  # MSVC's flag is left alone
     with pytest.raises(ValueError, match="has no '-std=c\\+\\+14' or"):
-        build.patch_setup("extra_compile_args = {'cxx': []}\n", 'c++20')
+        build.patch_cxx_standard("extra_compile_args = {'cxx': []}\n",
+                                 'c++20')
+
+
+def _mmcv_setup_excerpt(version):
+    """The lines of mmcv ``version``'s own ``setup.py`` that the build
+    patches (a verbatim excerpt kept under ``tests/fixtures/``)."""
+    path = osp.join(ROOT, 'tests', 'fixtures', f'mmcv-{version}-setup.py.txt')
+    with open(path) as f:
+        return f.read()
+
+
+def _get_version(text, folder):
+    """Call the ``get_version()`` of a ``setup.py`` text in ``folder``."""
+    source = re.search(r'^def get_version\(\):\n(?:    .*\n)+', text,
+                       re.M).group(0)
+    namespace = {}
+    exec(source, namespace)
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        return namespace['get_version']()
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.mark.parametrize('version', ['2.0.1', '2.1.0'])
+def test_mmcv_setup_reads_its_version_and_takes_the_standard(version,
+                                                             tmp_path):
+    build = _build_mmcv()
+    text = _mmcv_setup_excerpt(version)
+    # the excerpt is of the archive whose hash the build pins
+    assert f'sha256 {build.SDIST_SHA256[version]}' in text
+    flags = re.findall(r"'-std=c\+\+1[47]'", text)
+    assert len(flags) >= 3, flags
+    patched = build.patch_setup(text, 'c++20')
+    assert patched.count("'-std=c++20'") == len(flags)
+    assert not re.search(r'-std=c\+\+1[47]', patched)
+    # the version read: the whole of get_version() and nothing else changed
+    assert "locals()['__version__']" in text
+    assert 'locals()' not in patched
+    rest = re.compile(r'^def get_version\(\):\n(?:    .*\n)+', re.M)
+    assert rest.sub('', patched) == rest.sub(
+        '', build.patch_cxx_standard(text, 'c++20'))
+    (tmp_path / 'mmcv').mkdir()
+    (tmp_path / 'mmcv' / 'version.py').write_text(
+        f"__version__ = '{version}'\n"
+        "version_info = tuple(__version__.split('.'))\n")
+    assert _get_version(patched, tmp_path) == version
+    # What the patch is for: on Python 3.13 (PEP 667), exec() in a
+    # function no longer adds to what locals() returns.
+    if sys.version_info >= (3, 13):
+        with pytest.raises(KeyError, match='__version__'):
+            _get_version(text, tmp_path)
+    else:
+        assert _get_version(text, tmp_path) == version
+
+
+def test_an_unknown_mmcv_version_read_is_refused():
+    build = _build_mmcv()
+    text = _mmcv_setup_excerpt('2.1.0')
+    unknown = text.replace("    return locals()['__version__']\n",
+                           "    return locals().get('__version__')\n")
+    for setup in (unknown, "extra_compile_args = {'cxx': ['-std=c++17']}\n"):
+        with pytest.raises(ValueError) as info:
+            build.patch_setup(setup, 'c++20')
+        assert str(info.value) == (
+            "mmcv's setup.py does not read its version with exec(...) and "
+            "locals()['__version__'] in get_version(); this script knows "
+            'the layouts of mmcv 2.0.1, 2.1.0.')
 
 
 def test_a_compiler_without_cxx20_gets_one_sentence(tmp_path):
@@ -503,3 +572,4 @@ def test_bootstrap_refuses_a_disk_without_room_first(tmp_path, venv_free,
             f'bootstrap: pip needs about 2.5 GiB free in {tmp_dir} while it '
             'installs torch and 0.0 GiB are free;'), lines[0]
         assert 'set TMPDIR to a folder on a larger disk' in lines[0]
+
