@@ -288,13 +288,9 @@ def _load_path(path: str, label: str, map_location: Any,
             f'checkpoint file {label} does not exist; check the path '
             '(or the init_cfg / load_from / --resume argument that gave it).')
     if sha256 is not None:
-        expected = remote.expected_sha256(path, sha256)
-        digest = remote.sha256_of(path)
-        if not digest.startswith(expected):
-            raise ValueError(
-                f'checkpoint file {label} has sha256 '
-                f'{digest[:len(expected)]}..., not {expected}... as sha256= '
-                'says: it is not the file named; check the path and the hash.')
+        remote.check_sha256(remote.sha256_of(path),
+                            remote.expected_sha256(path, sha256),
+                            f'checkpoint file {label}')
     try:
         file = open(path, 'rb')
     except OSError as exc:

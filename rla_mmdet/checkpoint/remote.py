@@ -178,13 +178,14 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-def _check_hash(digest: str, expected: Optional[str], url: str,
-                where: str) -> None:
+def check_sha256(digest: str, expected: Optional[str], what: str) -> None:
+    """Refuse ``what`` (a phrase naming the file) unless its sha256
+    ``digest`` starts with ``expected`` (``None``: nothing to check)."""
     if expected is not None and not digest.startswith(expected):
         raise ValueError(
-            f'{where} of {url!r} has sha256 {digest[:len(expected)]}..., not '
+            f'{what} has sha256 {digest[:len(expected)]}..., not '
             f'{expected}... as its file name (or sha256=) says: the file '
-            'changed or is not the one named; check the URL and the hash.')
+            'changed or is not the one named; check the name and the hash.')
 
 
 def fetch(url: str, sha256: Optional[str] = None) -> Tuple[str, bool]:
@@ -205,16 +206,17 @@ def fetch(url: str, sha256: Optional[str] = None) -> Tuple[str, bool]:
     path = osp.join(folder, _file_name(url))
     with _locked(folder):
         if osp.isfile(path):
-            _check_hash(
-                sha256_of(path) if expected else '', expected, url,
-                f'the cached copy {path!r} (delete it to download again)')
+            check_sha256(
+                sha256_of(path) if expected else '', expected,
+                f'the cached copy {path!r} of {url!r} (delete it to '
+                'download again)')
             return path, False
         fd, tmp = tempfile.mkstemp(
             prefix=f'.{osp.basename(path)}.', suffix='.partial', dir=folder)
         try:
             with os.fdopen(fd, 'wb') as out:
                 digest = _download(url, out)
-            _check_hash(digest, expected, url, 'the download')
+            check_sha256(digest, expected, f'the download of {url!r}')
             os.replace(tmp, path)
         except BaseException:
             if osp.exists(tmp):
