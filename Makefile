@@ -1,7 +1,8 @@
 # The two commands of the README. Each creates (or reuses) its environments
-# on its own (scripts/bootstrap.sh): .venv, the newest stack (Python 3.12,
-# torch 2.15), and for the tests also .venv-torch21 (torch 2.1.2, mmdet 3.3)
-# and .venv-oldest (Python 3.8, torch 2.0.1, mmdet 3.0), which run the core
+# on its own (scripts/bootstrap.sh): .venv, the newest stack (torch 2.15, on
+# the newest of Python 3.13, 3.12 and 3.11 that the machine has), and for
+# the tests also .venv-torch21 (Python 3.11, torch 2.1.2, mmdet 3.3) and
+# .venv-oldest (Python 3.8, torch 2.0.1, mmdet 3.0), which run the core
 # tests (pytest -m core).
 PYTHON := .venv/bin/python
 PYTHON_TORCH21 := .venv-torch21/bin/python

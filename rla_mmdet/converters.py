@@ -27,7 +27,6 @@ Both converters refuse a file they do not fully understand: any key that
 the target model does not have, any missing key and any shape mismatch
 raise a ``ValueError`` naming the first keys. Nothing is written then.
 """
-import hashlib
 import os
 import os.path as osp
 import re
@@ -38,7 +37,7 @@ import torch.nn as nn
 
 from .backbones import RLAECANet, RLAMobileNetV2, RLAResNet
 from .checkpoint import (abbreviate, detector_unbuilt, fit_state_dict,
-                         get_state_dict, load_checkpoint_file)
+                         get_state_dict, load_checkpoint_file, remote)
 from .version import __version__
 from .zoo import DETECTORS
 
@@ -66,13 +65,9 @@ _BACKBONE_NAMES = {
 }
 
 
-def sha256sum(path: str) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
+def sha256sum(src: str) -> str:
+    """Hex SHA-256 of a checkpoint (a path, or a URL's cached download)."""
+    return remote.sha256_of(remote.local_path(src))
 
 
 # ------------------------------------------------------------------ backbone
@@ -195,7 +190,7 @@ def _prefixes(dropped: List[str]) -> List[str]:
 
 
 def _save(checkpoint: Dict[str, Any], src: str, dst: str) -> None:
-    if osp.exists(dst) and osp.samefile(src, dst):
+    if osp.exists(dst) and osp.samefile(remote.local_path(src), dst):
         raise ValueError(f'the output {dst!r} is the input file; choose '
                          'another output path.')
     out_dir = osp.dirname(osp.abspath(dst))

@@ -2,8 +2,10 @@
 # Create (or reuse) one of the project's three tested environments, the
 # corners of the supported range:
 #
-#   scripts/bootstrap.sh [main]   .venv         newest: Python 3.12, torch 2.15,
-#                                               numpy 2, mmcv 2.1.0 (C++20)
+#   scripts/bootstrap.sh [main]   .venv         newest: Python 3.13, 3.12 or
+#                                               3.11 (the newest found),
+#                                               torch 2.15, numpy 2, mmcv
+#                                               2.1.0 (C++20)
 #                                               (requirements/lock.txt)
 #   scripts/bootstrap.sh torch21  .venv-torch21 common: Python 3.11, torch
 #                                               2.1.2, mmcv 2.1.0, mmdet 3.3
@@ -15,13 +17,16 @@
 #
 # Every pip call installs under the stack's lock file alone (PIP_CONSTRAINT
 # set to it), so a machine-wide pip constraint does not change what a stack
-# gets. mmcv is compiled by scripts/build_mmcv.py from its hash-pinned source
+# gets. The main stack's lock holds one set of versions for each of its
+# Pythons (tests/test_lock.py resolves it with every one the machine has).
+# mmcv is compiled by scripts/build_mmcv.py from its hash-pinned source
 # with its C++ ops, with the C++ standard the stack's torch needs; the wheel
 # is cached per (mmcv, torch, Python, standard) under
 # ${XDG_CACHE_HOME:-~/.cache}/rla_mmdet/mmcv, so a rebuilt environment takes
 # a minute or two. An environment is rebuilt only when this script, its lock
-# file, requirements/*.txt, setup.py, rla_mmdet/dependencies.py or
-# scripts/build_mmcv.py change (their hash is stored in VENV/.rla-stamp).
+# file, requirements/*.txt, setup.py, rla_mmdet/dependencies.py,
+# scripts/build_mmcv.py or the chosen interpreter (its path and version)
+# change (their hash is stored in VENV/.rla-stamp).
 #
 # Disk: PyPI's torch for Linux is a CUDA build, so each environment holds
 # torch's CUDA libraries (measured, installed: .venv 5.9 GiB, .venv-torch21
@@ -34,52 +39,74 @@
 # three sets of downloaded wheels at once.
 #
 # Environment: RLA_VENV (where to create it), RLA_PYTHON (the interpreter,
-# default: pythonX.Y of the stack, found on PATH or in pyenv).
+# one of the stack's Python versions; default: the newest of them found as
+# pythonX.Y on PATH or in pyenv).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 req=$root/requirements
 stack=${1:-main}
 case "$stack" in
-    main)    venv=${RLA_VENV:-$root/.venv};         lock=$req/lock.txt;         pyver=3.12; need_mib=9000 ;;
-    torch21) venv=${RLA_VENV:-$root/.venv-torch21}; lock=$req/lock-torch21.txt; pyver=3.11; need_mib=8400 ;;
-    oldest)  venv=${RLA_VENV:-$root/.venv-oldest};  lock=$req/lock-oldest.txt;  pyver=3.8;  need_mib=7600 ;;
+    main)    venv=${RLA_VENV:-$root/.venv};         lock=$req/lock.txt;         pythons="3.13 3.12 3.11"; need_mib=9000 ;;
+    torch21) venv=${RLA_VENV:-$root/.venv-torch21}; lock=$req/lock-torch21.txt; pythons="3.11";           need_mib=8400 ;;
+    oldest)  venv=${RLA_VENV:-$root/.venv-oldest};  lock=$req/lock-oldest.txt;  pythons="3.8";            need_mib=7600 ;;
     *)
         echo "usage: $0 [main|torch21|oldest]" >&2
         exit 2 ;;
 esac
 stamp_file=$venv/.rla-stamp
-stamp=$(cat "$0" "$req"/build.txt "$req"/runtime.txt "$req"/tests.txt \
-        "$lock" "$root"/setup.py "$root"/rla_mmdet/dependencies.py \
-        "$root"/scripts/build_mmcv.py | sha256sum | cut -d' ' -f1)
+
+# The stack's Python versions in words, newest first: "3.13, 3.12 or 3.11".
+spelled=$(echo "$pythons" | sed 's/ /, /g; s/\(.*\), /\1 or /')
+# The X.Y of the interpreter $1, or nothing when it does not run.
+py_version() {
+    "$1" -V 2>&1 | sed -n 's/^Python \([0-9]*\.[0-9]*\).*/\1/p'
+}
+# The stack's interpreter: RLA_PYTHON, or the newest of the stack's
+# versions found as pythonX.Y on PATH or in pyenv (pyenv's shims answer only
+# for the selected version, so its versions folder is read too). Each
+# refusal is one sentence naming the versions the stack accepts.
+find_python() {
+    local v found
+    if [ -n "${RLA_PYTHON:-}" ]; then
+        v=$(py_version "$RLA_PYTHON")
+        case " $pythons " in
+            *" $v "*) echo "$RLA_PYTHON"; return ;;
+        esac
+        if [ -n "$v" ]; then v="Python $v"; else v="not a Python that runs"; fi
+        echo "bootstrap: RLA_PYTHON=$RLA_PYTHON is $v, and the $stack stack" \
+             "needs Python $spelled; point RLA_PYTHON at one of those or" \
+             "unset it" >&2
+        return 1
+    fi
+    for v in $pythons; do
+        if [ "$(py_version "python$v")" = "$v" ]; then
+            command -v "python$v"; return
+        fi
+        if command -v pyenv >/dev/null 2>&1; then
+            found=$(ls -d "$(pyenv root)/versions/$v".*/bin/"python$v" \
+                    2>/dev/null | sort -V | tail -n 1)
+            if [ -n "$found" ]; then
+                echo "$found"; return
+            fi
+        fi
+    done
+    v=$(py_version python3)
+    echo "bootstrap: the $stack stack needs Python $spelled, and none was" \
+         "found on PATH or in pyenv${v:+ (python3 here is Python $v)};" \
+         "install one or set RLA_PYTHON=/path/to/python3.X" >&2
+    return 1
+}
+python=$(find_python) || exit 1
+stamp=$( (cat "$0" "$req"/build.txt "$req"/runtime.txt "$req"/tests.txt \
+             "$lock" "$root"/setup.py "$root"/rla_mmdet/dependencies.py \
+             "$root"/scripts/build_mmcv.py
+          readlink -f "$(command -v "$python")"
+          "$python" -V 2>&1) | sha256sum | cut -d' ' -f1)
 
 if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ]; then
     exit 0
 fi
 
-# The stack's interpreter: RLA_PYTHON, pythonX.Y on PATH, or pyenv's newest
-# X.Y (pyenv's shims answer only for the selected version).
-find_python() {
-    if [ -n "${RLA_PYTHON:-}" ]; then
-        echo "$RLA_PYTHON"; return
-    fi
-    if "python$pyver" -c '' >/dev/null 2>&1; then
-        command -v "python$pyver"; return
-    fi
-    if command -v pyenv >/dev/null 2>&1; then
-        local found
-        found=$(ls -d "$(pyenv root)/versions/$pyver".*/bin/"python$pyver" \
-                2>/dev/null | sort -V | tail -n 1)
-        if [ -n "$found" ]; then
-            echo "$found"; return
-        fi
-    fi
-    return 1
-}
-if ! python=$(find_python); then
-    echo "bootstrap: the $stack stack needs Python $pyver, which was not found;" \
-         "install it or set RLA_PYTHON=/path/to/python$pyver" >&2
-    exit 1
-fi
 mmcv=$(sed -n 's/^mmcv==//p' "$lock")
 
 # Free MiB on the filesystem of $1 (its nearest existing folder).
@@ -123,7 +150,7 @@ if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ]; then
     exit 0
 fi
 start=$(date +%s)
-echo "bootstrap: creating $venv ($stack: $("$python" -V 2>&1), mmcv $mmcv;" \
+echo "bootstrap: creating $venv ($stack: $("$python" -V 2>&1) at $python, mmcv $mmcv;" \
      "a first run compiles mmcv's C++ ops: ~10 min on 2 cores)"
 rm -rf "$venv"
 # One environment at a time checks the disk and installs torch.

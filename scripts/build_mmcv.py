@@ -18,7 +18,15 @@ What it does, and why:
    mmcv's ``setup.py`` hard-codes ``-std=c++14`` (2.0.x) or ``-std=c++17``
    (2.1.x); the build replaces that flag in a private copy of the source.
    A compiler that cannot compile C++20 gets one sentence, before the build.
-3. Builds the wheel with ``MMCV_WITH_OPS=1`` and ``--no-build-isolation``
+3. Makes ``setup.py`` read mmcv's version on every Python from 3.8 on
+   (:func:`patch_version_read`): its ``get_version()`` executes
+   ``mmcv/version.py`` inside the function and reads the result back from
+   ``locals()``, which from Python 3.13 on (PEP 667) is a snapshot that
+   ``exec`` does not change, so the build died with ``KeyError:
+   '__version__'``. The patched function executes the file into a dict of
+   its own and reads the version from there, which means the same on every
+   Python.
+4. Builds the wheel with ``MMCV_WITH_OPS=1`` and ``--no-build-isolation``
    (against this environment's torch), into a cache folder named after mmcv,
    torch, the Python tag and the standard, so a second environment of the
    same stack reuses it in seconds.
@@ -52,6 +60,11 @@ SDIST_SHA256 = {
 CXX20_FROM_TORCH = (2, 14)
 
 _STD_FLAG = re.compile(r"-std=c\+\+1[47]")
+#: The end of ``get_version()`` in mmcv's ``setup.py`` (2.0.x and 2.1.x):
+#: the version file executed in the function, then read from ``locals()``.
+_VERSION_READ = re.compile(
+    r"^( +)exec\(compile\(f\.read\(\), version_file, 'exec'\)\)\n"
+    r"( +)return locals\(\)\['__version__'\]\n", re.M)
 
 
 def _release(version: str) -> tuple:
@@ -71,7 +84,7 @@ def cxx_standard(torch_version: str) -> str:
     return 'c++20' if _release(torch_version) >= CXX20_FROM_TORCH else 'c++17'
 
 
-def patch_setup(text: str, std: str) -> str:
+def patch_cxx_standard(text: str, std: str) -> str:
     """mmcv's ``setup.py`` with every GCC/NVCC ``-std=c++14|17`` set to
     ``std``; a ``setup.py`` without such a flag is a ValueError, since the
     build would then silently keep its own choice."""
@@ -81,6 +94,31 @@ def patch_setup(text: str, std: str) -> str:
                          "'-std=c++17' flag to replace; this script knows "
                          f'the layouts of mmcv {", ".join(SDIST_SHA256)}.')
     return patched
+
+
+def patch_version_read(text: str) -> str:
+    """mmcv's ``setup.py`` with ``get_version()`` executing the version file
+    into a dict of its own instead of reading ``locals()`` back (empty after
+    ``exec`` from Python 3.13 on, PEP 667); a ``setup.py`` without that
+    read is a ValueError, since the build would then die on Python 3.13
+    with ``KeyError: '__version__'``."""
+    patched, count = _VERSION_READ.subn(
+        r"\1namespace = {}\n"
+        r"\1exec(compile(f.read(), version_file, 'exec'), namespace)\n"
+        r"\2return namespace['__version__']\n", text)
+    if count != 1:
+        raise ValueError("mmcv's setup.py does not read its version with "
+                         "exec(...) and locals()['__version__'] in "
+                         'get_version(); this script knows the layouts of '
+                         f'mmcv {", ".join(SDIST_SHA256)}.')
+    return patched
+
+
+def patch_setup(text: str, std: str) -> str:
+    """mmcv's ``setup.py`` compiling with ``-std=std``
+    (:func:`patch_cxx_standard`) and reading its version on every Python
+    (:func:`patch_version_read`)."""
+    return patch_version_read(patch_cxx_standard(text, std))
 
 
 def check_compiler(std: str, cxx: str = None) -> None:
@@ -157,7 +195,11 @@ def build(version: str, cache: str, jobs: int) -> str:
     sdist = fetch_sdist(version, cache)
     with tempfile.TemporaryDirectory() as tmp:
         with tarfile.open(sdist) as tar:
-            tar.extractall(tmp)
+            # The 'data' filter (Python 3.12, and 3.8.17 and later 3.8 to
+            # 3.11 releases) refuses links and paths out of tmp; asking for
+            # it also silences Python 3.13's DeprecationWarning.
+            tar.extractall(tmp, **({'filter': 'data'} if hasattr(
+                tarfile, 'data_filter') else {}))
         src = osp.join(tmp, f'mmcv-{version}')
         setup_py = osp.join(src, 'setup.py')
         with open(setup_py) as f:

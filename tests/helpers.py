@@ -4,6 +4,10 @@ import os
 import os.path as osp
 import shutil
 import subprocess
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import torch
 import torch.nn as nn
@@ -74,3 +78,53 @@ def build(depth=18, cls=RLAResNet, **kwargs):
     model = cls(depth=depth, **kwargs)
     model.init_weights()
     return model
+
+
+class LocalServer:
+    """Serves the files of ``root`` on 127.0.0.1; ``stall/<name>`` answers
+    nothing, ``cut/<name>`` announces more bytes than it sends, and
+    ``slow/<name>`` waits a second before sending. Counts the GETs."""
+
+    def __init__(self, root):
+        self.root = root
+        self.gets = Counter()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                kind, _, name = self.path.lstrip('/').partition('/')
+                server.gets[self.path] += 1
+                if kind == 'stall':
+                    time.sleep(3)
+                    return
+                path = osp.join(server.root, name)
+                if kind not in ('files', 'cut', 'slow') or \
+                        not osp.isfile(path):
+                    self.send_error(404)
+                    return
+                data = open(path, 'rb').read()
+                if kind == 'slow':
+                    time.sleep(1)
+                self.send_response(200)
+                self.send_header('Content-Length',
+                                 str(len(data) + (100 if kind == 'cut'
+                                                  else 0)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def url(self, name, kind='files'):
+        return f'http://127.0.0.1:{self.httpd.server_port}/{kind}/{name}'
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

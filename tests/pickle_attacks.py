@@ -126,17 +126,16 @@ def write_history_buffer_chain(path: str, marker: str) -> None:
     def empty(q):
         q.op(pickle.EMPTY_DICT)
 
-    def of(value):  # _rebuild_from_type_v2(type, type, (value,), {})
-        return lambda q: q.call(rt, typ, typ, lambda r: (
-            r.op(pickle.MARK), value(r), r.op(pickle.TUPLE)), empty)
-
-    def tup(*items):
+    def tup(*items):  # pushes a tuple of memo indices / pushers
         def push(q):
             q.op(pickle.MARK)
             for item in items:
                 q.get(item) if isinstance(item, int) else item(q)
             q.op(pickle.TUPLE)
         return push
+
+    def of(value):  # _rebuild_from_type_v2(type, type, (value,), {})
+        return lambda q: q.call(rt, typ, typ, tup(value), empty)
 
     of(empty)(p)
     dict_t = p.put()

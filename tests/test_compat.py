@@ -415,11 +415,80 @@ def test_mmcv_setup_flags_are_replaced_everywhere():
             "            extra_compile_args['cxx'] = ['-std=c++17']\n"
             "        extra_compile_args['nvcc'] += ['-std=c++17']\n"
             "        extra_compile_args['cxx'] = ['/std:c++17']\n")
-    patched = build.patch_setup(text, 'c++20')
+    patched = build.patch_cxx_standard(text, 'c++20')
     assert patched.count("'-std=c++20'") == 3
     assert "'/std:c++17'" in patched  # MSVC's flag is left alone
     with pytest.raises(ValueError, match="has no '-std=c\\+\\+14' or"):
-        build.patch_setup("extra_compile_args = {'cxx': []}\n", 'c++20')
+        build.patch_cxx_standard("extra_compile_args = {'cxx': []}\n",
+                                 'c++20')
+
+
+def _mmcv_setup_excerpt(version):
+    """The lines of mmcv ``version``'s own ``setup.py`` that the build
+    patches (a verbatim excerpt kept under ``tests/fixtures/``)."""
+    path = osp.join(ROOT, 'tests', 'fixtures', f'mmcv-{version}-setup.py.txt')
+    with open(path) as f:
+        return f.read()
+
+
+def _get_version(text, folder):
+    """Call the ``get_version()`` of a ``setup.py`` text in ``folder``."""
+    source = re.search(r'^def get_version\(\):\n(?:    .*\n)+', text,
+                       re.M).group(0)
+    namespace = {}
+    exec(source, namespace)
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        return namespace['get_version']()
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.mark.parametrize('version', ['2.0.1', '2.1.0'])
+def test_mmcv_setup_reads_its_version_and_takes_the_standard(version,
+                                                             tmp_path):
+    build = _build_mmcv()
+    text = _mmcv_setup_excerpt(version)
+    # the excerpt is of the archive whose hash the build pins
+    assert f'sha256 {build.SDIST_SHA256[version]}' in text
+    flags = re.findall(r"'-std=c\+\+1[47]'", text)
+    assert len(flags) >= 3, flags
+    patched = build.patch_setup(text, 'c++20')
+    assert patched.count("'-std=c++20'") == len(flags)
+    assert not re.search(r'-std=c\+\+1[47]', patched)
+    # the version read: the whole of get_version() and nothing else changed
+    assert "locals()['__version__']" in text
+    assert 'locals()' not in patched
+    rest = re.compile(r'^def get_version\(\):\n(?:    .*\n)+', re.M)
+    assert rest.sub('', patched) == rest.sub(
+        '', build.patch_cxx_standard(text, 'c++20'))
+    (tmp_path / 'mmcv').mkdir()
+    (tmp_path / 'mmcv' / 'version.py').write_text(
+        f"__version__ = '{version}'\n"
+        "version_info = tuple(__version__.split('.'))\n")
+    assert _get_version(patched, tmp_path) == version
+    # What the patch is for: on Python 3.13 (PEP 667), exec() in a
+    # function no longer adds to what locals() returns.
+    if sys.version_info >= (3, 13):
+        with pytest.raises(KeyError, match='__version__'):
+            _get_version(text, tmp_path)
+    else:
+        assert _get_version(text, tmp_path) == version
+
+
+def test_an_unknown_mmcv_version_read_is_refused():
+    build = _build_mmcv()
+    text = _mmcv_setup_excerpt('2.1.0')
+    unknown = text.replace("    return locals()['__version__']\n",
+                           "    return locals().get('__version__')\n")
+    for setup in (unknown, "extra_compile_args = {'cxx': ['-std=c++17']}\n"):
+        with pytest.raises(ValueError) as info:
+            build.patch_setup(setup, 'c++20')
+        assert str(info.value) == (
+            "mmcv's setup.py does not read its version with exec(...) and "
+            "locals()['__version__'] in get_version(); this script knows "
+            'the layouts of mmcv 2.0.1, 2.1.0.')
 
 
 def test_a_compiler_without_cxx20_gets_one_sentence(tmp_path):
@@ -509,3 +578,156 @@ def test_bootstrap_refuses_a_disk_without_room_first(tmp_path, venv_free,
             f'bootstrap: pip needs about 2.5 GiB free in {tmp_dir} while it '
             'installs torch and 0.0 GiB are free;'), lines[0]
         assert 'set TMPDIR to a folder on a larger disk' in lines[0]
+
+
+# ----------------------------------------- scripts/bootstrap.sh's Python
+def _tools_without_python(folder):
+    """``folder`` with a link to every program on PATH but the Pythons and
+    pyenv, so that the bootstrap sees only the fake interpreters of a test."""
+    folder.mkdir()
+    for d in os.environ['PATH'].split(os.pathsep):
+        if not osp.isdir(d):
+            continue
+        for name in os.listdir(d):
+            path = osp.join(d, name)
+            if (name.startswith(('python', 'pyenv'))
+                    or osp.lexists(folder / name)
+                    or not (osp.isfile(path) and os.access(path, os.X_OK))):
+                continue
+            os.symlink(path, folder / name)
+    return str(folder)
+
+
+def _fake_python(path, version, log):
+    """A fake interpreter: answers ``-V`` with ``version``; ``-m venv DIR``
+    writes its name to ``log`` and makes DIR a fake environment whose python
+    succeeds at every step of the bootstrap."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(f'''\
+        #!/bin/sh
+        if [ "$1" = -V ]; then echo "Python {version}"; exit 0; fi
+        if [ "$1 $2" = "-m venv" ]; then
+            echo "{path}" >> "{log}"
+            mkdir -p "$3/bin"
+            printf '#!/bin/sh\\nexit 0\\n' > "$3/bin/python"
+            chmod +x "$3/bin/python"
+            exit 0
+        fi
+        exit 3
+        '''))
+    path.chmod(0o755)
+    return str(path)
+
+
+class FakeMachine:
+    """Fake interpreters on PATH and in a pyenv, plenty of disk, and
+    ``run(stack)`` of ``scripts/bootstrap.sh`` on them."""
+
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        self.bin = tmp_path / 'bin'
+        self.pyenv_root = tmp_path / 'pyenv'
+        self.log = tmp_path / 'venvs-created'
+        self.venv = tmp_path / 'envs' / 'venv'
+        self.bin.mkdir()
+        (self.pyenv_root / 'versions').mkdir(parents=True)
+        self.log.write_text('')
+        tools = {
+            'df': 'echo "Filesystem 1048576-blocks Used Available Capacity '
+                  'Mounted on"\necho "/dev/fake 1000000 1 100000 1% /"',
+            'stat': 'echo 1',
+            'pyenv': f'[ "$1" = root ] && echo "{self.pyenv_root}"',
+        }
+        for name, body in tools.items():
+            (self.bin / name).write_text(f'#!/bin/sh\n{body}\n')
+            (self.bin / name).chmod(0o755)
+        self.path = (f'{self.bin}:'
+                     f'{_tools_without_python(tmp_path / "tools")}')
+
+    def on_path(self, name, version):
+        return _fake_python(self.bin / name, version, self.log)
+
+    def in_pyenv(self, version):
+        short = '.'.join(version.split('.')[:2])
+        return _fake_python(
+            self.pyenv_root / 'versions' / version / 'bin' / f'python{short}',
+            version, self.log)
+
+    def run(self, stack='main', **env):
+        full = dict(os.environ, PATH=self.path, RLA_VENV=str(self.venv),
+                    TMPDIR=str(self.tmp))
+        full.pop('RLA_PYTHON', None)
+        full.update(env)
+        return subprocess.run(
+            ['bash', osp.join(ROOT, 'scripts', 'bootstrap.sh'), stack],
+            env=full, capture_output=True, text=True, timeout=120)
+
+    def created(self):
+        """The interpreters that created an environment, in order."""
+        return self.log.read_text().split()
+
+
+def test_bootstrap_takes_the_newest_python_of_the_main_stack(tmp_path):
+    machine = FakeMachine(tmp_path)
+    py311 = machine.on_path('python3.11', '3.11.9')
+    py312 = machine.on_path('python3.12', '3.12.3')
+    # a pyenv shim of a version that is not selected answers nothing
+    shim = machine.bin / 'python3.13'
+    shim.write_text('#!/bin/sh\necho "pyenv: python3.13: command not '
+                    'found" >&2\nexit 127\n')
+    shim.chmod(0o755)
+    machine.on_path('python3.10', '3.10.12')
+    out = machine.run()
+    assert out.returncode == 0, out.stderr
+    assert machine.created() == [py312]
+    assert f'(main: Python 3.12.3 at {py312},' in out.stdout
+    # the same interpreter again: the environment is kept
+    out = machine.run()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == '' and machine.created() == [py312]
+    # a newer Python appears (in pyenv, the newest of its 3.13s): the
+    # environment is built anew with it
+    machine.in_pyenv('3.13.0')
+    py313 = machine.in_pyenv('3.13.2')
+    out = machine.run()
+    assert out.returncode == 0, out.stderr
+    assert machine.created() == [py312, py313]
+    # RLA_PYTHON wins over the newest
+    out = machine.run(RLA_PYTHON=py311)
+    assert out.returncode == 0, out.stderr
+    assert machine.created() == [py312, py313, py311]
+    # the older corners keep their own version
+    out = machine.run('torch21', RLA_VENV=str(tmp_path / 'envs' / 'v21'))
+    assert out.returncode == 0, out.stderr
+    assert machine.created()[-1] == py311
+
+
+@pytest.mark.parametrize('case', ['RLA_PYTHON', 'none found', 'corner'])
+def test_bootstrap_names_the_pythons_it_accepts_in_one_sentence(tmp_path,
+                                                                case):
+    machine = FakeMachine(tmp_path)
+    py310 = machine.on_path('python3.10', '3.10.12')
+    machine.on_path('python3', '3.10.12')
+    machine.on_path('python3.14', '3.14.0')
+    stack, env = 'main', {}
+    if case == 'RLA_PYTHON':
+        machine.on_path('python3.12', '3.12.3')
+        env = dict(RLA_PYTHON=py310)
+        expected = (f'bootstrap: RLA_PYTHON={py310} is Python 3.10, and the '
+                    'main stack needs Python 3.13, 3.12 or 3.11; point '
+                    'RLA_PYTHON at one of those or unset it')
+    elif case == 'none found':
+        expected = ('bootstrap: the main stack needs Python 3.13, 3.12 or '
+                    '3.11, and none was found on PATH or in pyenv (python3 '
+                    'here is Python 3.10); install one or set '
+                    'RLA_PYTHON=/path/to/python3.X')
+    else:
+        machine.on_path('python3.12', '3.12.3')
+        stack = 'oldest'
+        expected = ('bootstrap: the oldest stack needs Python 3.8, and none '
+                    'was found on PATH or in pyenv (python3 here is Python '
+                    '3.10); install one or set RLA_PYTHON=/path/to/python3.X')
+    out = machine.run(stack, **env)
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == [expected]
+    assert machine.created() == [] and not machine.venv.exists()

@@ -15,7 +15,7 @@ from mmengine.registry import init_default_scope
 from pycocotools import mask as mask_utils
 
 from rla_mmdet.tools_support.shapes import SHAPE_CLASSES
-from helpers import ROOT, load_tool
+from helpers import ROOT, LocalServer, load_tool
 
 DEMO = osp.join(ROOT, 'tools', 'demo.py')
 SHAPES_CONFIG = osp.join(ROOT, 'configs', 'shapes',
@@ -170,3 +170,21 @@ def test_demo_errors(setup, tmp_path):
         demo.main([setup['val'], setup['config'], str(wrong), '--out-dir',
                    str(tmp_path / 'out')])
     assert not (tmp_path / 'out').exists()
+
+
+def test_demo_reads_a_checkpoint_url(setup, tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    from rla_mmdet.engine.fileio import (current_checkpoint_io,
+                                         restore_checkpoint_io)
+    before = current_checkpoint_io()  # the demo switches it on for good
+    server = LocalServer(osp.dirname(setup['checkpoint']))
+    try:
+        url = server.url(osp.basename(setup['checkpoint']))
+        pattern = osp.join(setup['val'], '*1.jp*g')
+        summary = _demo().main([pattern, setup['config'], url, '--out-dir',
+                                str(tmp_path / 'out'), '--score-thr', '0'])
+    finally:
+        server.close()
+        restore_checkpoint_io(before)
+    assert summary['checkpoint'] == url
+    assert len(summary['images'][0]['instances']) == 10

@@ -248,18 +248,22 @@ def test_tested_environments_table_is_the_bootstrap_script():
     with open(osp.join(ROOT, 'scripts', 'bootstrap.sh')) as f:
         script = f.read()
     stacks = {
-        venv: (lock, pyver) for venv, lock, pyver in re.findall(
+        venv: (lock, pythons.split()) for venv, lock, pythons in re.findall(
             r'venv=\$\{RLA_VENV:-\$root/([\w.-]+)\};\s*lock=\$req/'
-            r'([\w.-]+);\s*pyver=([\d.]+)', script)
+            r'([\w.-]+);\s*pythons="([\d. ]+)"', script)
     }
     assert len(stacks) == 3, stacks
+    assert len(stacks['.venv'][1]) > 1, stacks
     text = section(read('docs/install.md'), '## The tested environments')
     rows = {r[0].strip('`'): r for r in table_rows(text)
             if r[0].strip('`') in stacks and len(r) == 5}
     assert set(rows) == set(stacks)
-    for venv, (lock, pyver) in stacks.items():
+    for venv, (lock, pythons) in stacks.items():
         assert rows[venv][3] == f'`{lock}`', rows[venv]
-        assert f'Python {pyver},' in rows[venv][2], rows[venv]
+        # "Python 3.13, 3.12 or 3.11," in the script's order, newest first
+        spelled = ' or '.join(filter(None, [', '.join(pythons[:-1]),
+                                            pythons[-1]]))
+        assert f'Python {spelled},' in rows[venv][2], rows[venv]
 
 
 def test_dispatch_table_is_the_code():

@@ -35,7 +35,7 @@ from mmdet.apis import DetInferencer  # noqa: E402
 
 import rla_mmdet  # noqa: E402,F401  registers the RLA backbones
 from rla_mmdet.checkpoint import (detector_unbuilt,  # noqa: E402
-                                  fit_state_dict, get_state_dict)
+                                  fit_state_dict, get_state_dict, is_remote)
 from rla_mmdet.engine import enable_checkpoint_io  # noqa: E402
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -48,7 +48,7 @@ def parse_args(argv=None):
         'inputs', nargs='+', metavar='INPUT',
         help='image files, folders or glob patterns')
     parser.add_argument('config', help='config file of the detector')
-    parser.add_argument('checkpoint', help='checkpoint file (.pth)')
+    parser.add_argument('checkpoint', help='checkpoint file (.pth) or URL')
     parser.add_argument(
         '--out-dir', default='outputs/demo',
         help='folder for vis/ and predictions.json (default outputs/demo)')
@@ -181,7 +181,8 @@ def main(argv=None):
     enable_checkpoint_io()
     for path, what in ((args.config, 'config'),
                        (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
+        if not (what == 'checkpoint' and is_remote(path)) and \
+                not osp.isfile(path):
             raise FileNotFoundError(f'{what} file {path!r} does not exist.')
     images = find_images(args.inputs)
     device = _pick_device(args.device)

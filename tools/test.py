@@ -22,6 +22,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import rla_mmdet  # noqa: E402,F401
+from rla_mmdet.checkpoint import is_remote  # noqa: E402
 from rla_mmdet.engine import enable_checkpoint_io  # noqa: E402
 from rla_mmdet.tools_support.args import (apply_common_args,  # noqa: E402
                                           parse_tool_args)
@@ -36,7 +37,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Test (and evaluate) a detector')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file or URL')
     parser.add_argument(
         '--work-dir', help='the dir to save the evaluation metrics and logs')
     parser.add_argument(
@@ -58,10 +59,11 @@ def main(argv=None):
     # The allow-list loader (one-sentence errors for a bad checkpoint) for
     # this process, also for configs that do not list CheckpointIOHook.
     enable_checkpoint_io()
-    if not osp.isfile(args.checkpoint):
+    if not is_remote(args.checkpoint) and not osp.isfile(args.checkpoint):
         raise FileNotFoundError(
             f'checkpoint {args.checkpoint!r} does not exist; pass the .pth '
-            'file written by tools/train.py or a published checkpoint.')
+            'file written by tools/train.py or a published checkpoint (a '
+            'path or a URL).')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out must name a .pkl file, got {args.out!r}.')
     cfg = load_config(args.config, args.cfg_options, args.data_root)

@@ -220,7 +220,8 @@ def detector_unbuilt(detector: torch.nn.Module) -> Tuple[str, ...]:
 def load_backbone_weights(model: torch.nn.Module,
                           filename: Any,
                           prefix: Optional[str] = None,
-                          map_location: Any = 'cpu') -> None:
+                          map_location: Any = 'cpu',
+                          sha256: Optional[str] = None) -> None:
     """Load a checkpoint into an RLA backbone, strictly.
 
     Every parameter and buffer of ``model`` must come from the file with the
@@ -232,17 +233,20 @@ def load_backbone_weights(model: torch.nn.Module,
 
     Args:
         model: The backbone.
-        filename: The checkpoint file.
+        filename: The checkpoint file, or its URL (see
+            :func:`~rla_mmdet.checkpoint.load_checkpoint_file`).
         prefix: Take only the keys under this prefix (e.g. ``'backbone.'``
             for a whole-detector checkpoint) and strip it.
         map_location: Passed to :func:`torch.load`.
+        sha256: The file's sha256 (or its first 8 or more hex digits),
+            checked before the file is read.
     """
     if not isinstance(model, CheckpointAdapterMixin):
         raise TypeError(
             f'load_backbone_weights needs an RLA backbone (a subclass of '
             f'CheckpointAdapterMixin), got {type(model).__name__}; load other '
             "models with MMEngine's load_checkpoint.")
-    checkpoint = load_checkpoint_file(filename, map_location)
+    checkpoint = load_checkpoint_file(filename, map_location, sha256=sha256)
     state_dict = get_state_dict(checkpoint, str(filename))
     if prefix:
         if not isinstance(prefix, str):
@@ -275,9 +279,10 @@ def load_backbone_weights(model: torch.nn.Module,
 def load_pretrained_init_cfg(model: torch.nn.Module) -> bool:
     """Load ``model.init_cfg`` if it is ``dict(type='Pretrained', ...)``.
 
-    The backbones' ``init_weights`` call this: the ``checkpoint``,
-    ``prefix`` and ``map_location`` keys go to :func:`load_backbone_weights`
-    (strict), and the model is marked initialised. Returns whether it
+    The backbones' ``init_weights`` call this: the ``checkpoint`` (a path
+    or a URL), ``prefix``, ``map_location`` and ``sha256`` keys go to
+    :func:`load_backbone_weights` (strict), and the model is marked
+    initialised. Returns whether it
     loaded; any other ``init_cfg`` is left to the caller.
     """
     cfg = model.init_cfg
@@ -287,6 +292,7 @@ def load_pretrained_init_cfg(model: torch.nn.Module) -> bool:
         model,
         cfg.get('checkpoint'),
         prefix=cfg.get('prefix'),
-        map_location=cfg.get('map_location', 'cpu'))
+        map_location=cfg.get('map_location', 'cpu'),
+        sha256=cfg.get('sha256'))
     model._is_init = True
     return True

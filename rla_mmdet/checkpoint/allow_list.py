@@ -203,22 +203,22 @@ def _ordered_dict(*args):
     return OrderedDict(*args)
 
 
-def _counter(*args):
-    _check(not args or (len(args) == 1 and type(args[0]) is dict),
-           'Counter arguments')
-    return Counter(*args)
+def _from_one(cls: type, arg_type: type) -> Callable:
+    """A constructor of ``cls`` from nothing or one ``arg_type`` value (how
+    ``Counter``, ``set`` and ``frozenset`` pickle)."""
+
+    def build(*args):
+        _check(not args or (len(args) == 1 and type(args[0]) is arg_type),
+               f'{cls.__name__} arguments')
+        return cls(*args)
+
+    build.__name__ = f'_{cls.__name__.lower()}'
+    return build
 
 
-def _set(*args):
-    _check(not args or (len(args) == 1 and type(args[0]) is list),
-           'set arguments')
-    return set(*args)
-
-
-def _frozenset(*args):
-    _check(not args or (len(args) == 1 and type(args[0]) is list),
-           'frozenset arguments')
-    return frozenset(*args)
+_counter = _from_one(Counter, dict)
+_set = _from_one(set, list)
+_frozenset = _from_one(frozenset, list)
 
 
 def _number(value: Any) -> bool:

@@ -1,8 +1,13 @@
 """Checkpoint files read without running code from them.
 
 :func:`load_checkpoint_file` is the one place this package reads a
-checkpoint file (a path; URLs are downloaded first, see
-:mod:`rla_mmdet.checkpoint.remote`).
+checkpoint, whatever names it: a path, or a URL or MMEngine name
+(``torchvision://``, ``open-mmlab://``...), which is downloaded into
+torch's hub cache first and then read as a local file with every check
+below (:mod:`rla_mmdet.checkpoint.remote`; other schemes such as ``s3://``
+are refused). MMEngine's own URL loader unpickles with
+``weights_only=False`` on every torch, so where this package's checkpoint
+IO is on, MMEngine's loaders for every prefix are this function.
 
 Threat model: the file is written by someone else (downloaded, shared, or
 replaced on a shared disk). Reading it must not run code, write files,
@@ -44,7 +49,10 @@ each layer guarantees, in the order they act:
    class. MMEngine's own ``torch.load`` calls are untouched unless its
    checkpoint IO is switched on (``CheckpointIOHook``, the ``tools/``
    scripts: :func:`rla_mmdet.engine.enable_checkpoint_io`), which routes its
-   loaders through this function.
+   loaders, for paths and for every prefix, through this function. Without
+   it, MMEngine's loads are MMEngine's: ``torch.load`` with torch's
+   default for local files (``weights_only=True`` from torch 2.6, full
+   unpickling below) and full unpickling for URLs on every torch.
 
 A missing file is a ``FileNotFoundError``, an unsafe one an
 :class:`UnsafeCheckpointError`, a truncated or corrupt one a
@@ -60,6 +68,7 @@ from typing import Any, BinaryIO, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 
+from . import remote
 from .allow_list import (TORCH_SAFE_GLOBALS, Refused, RestrictedPickleModule,
                          resolve)
 
@@ -76,9 +85,8 @@ class UnsafeCheckpointError(ValueError):
     kind of file whose opening could write to disk."""
 
 
-def _unsafe(filename: str, what: str, advice: str) -> UnsafeCheckpointError:
-    return UnsafeCheckpointError(
-        f'refused to load {filename!r}: {what}; {advice}')
+def _unsafe(label: str, what: str, advice: str) -> UnsafeCheckpointError:
+    return UnsafeCheckpointError(f'refused to load {label}: {what}; {advice}')
 
 
 # ------------------------------------------------ the file's format
@@ -133,7 +141,7 @@ def _foreign_records(file: BinaryIO) -> Tuple[List[str], bool]:
     return foreign, 'data.pkl' in records
 
 
-def _check_zip_records(file: BinaryIO, filename: str) -> None:
+def _check_zip_records(file: BinaryIO, label: str) -> None:
     """Refuse a zip archive that is not a plain ``torch.save`` checkpoint
     (``torch.load`` would hand a TorchScript archive to ``torch.jit.load``,
     which runs the archive's code)."""
@@ -141,7 +149,7 @@ def _check_zip_records(file: BinaryIO, filename: str) -> None:
         foreign, has_pickle = _foreign_records(file)
     except (zipfile.BadZipFile, RuntimeError, OSError, ValueError,
             EOFError) as exc:
-        raise _corrupt(filename, exc) from None
+        raise _corrupt(label, exc) from None
     if foreign:
         script = any(r == 'constants.pkl' or r.startswith('code/')
                      for r in foreign)
@@ -149,12 +157,12 @@ def _check_zip_records(file: BinaryIO, filename: str) -> None:
                 if script else 'a zip archive with records that torch.save '
                 'does not write')
         raise _unsafe(
-            filename, f'it is {what} ({abbreviate(foreign, 3)}), and opening '
+            label, f'it is {what} ({abbreviate(foreign, 3)}), and opening '
             'it as a checkpoint could run code from it',
             'if you trust its author, open it with torch.jit.load and save '
             'the state_dict() of the module it gives with torch.save.')
     if not has_pickle:
-        raise _corrupt(filename, KeyError('the zip archive has no data.pkl'))
+        raise _corrupt(label, KeyError('the zip archive has no data.pkl'))
 
 
 def _is_tar(file: BinaryIO) -> bool:
@@ -169,22 +177,22 @@ def _is_tar(file: BinaryIO) -> bool:
     return True
 
 
-def _check_format(file: BinaryIO, filename: str) -> None:
+def _check_format(file: BinaryIO, label: str) -> None:
     """Let only a ``torch.save`` zip archive or a legacy single-pickle
     file reach ``torch.load``; ``file`` is left at its start."""
     head = file.read(4)
     if head == _ZIP_MAGIC:
-        _check_zip_records(file, filename)
+        _check_zip_records(file, label)
     elif _is_tar(file):
         raise _unsafe(
-            filename, "it is a tar archive (torch's oldest checkpoint "
+            label, "it is a tar archive (torch's oldest checkpoint "
             'format), which torch.load extracts to disk before reading it',
             'if you trust its author, load it with torch.load in a throw-away '
             'environment and save it again with torch.save.')
     elif not (len(head) >= 2 and head[0] == pickle.PROTO[0]
               and head[1] in _PICKLE_PROTOCOLS):
         raise _corrupt(
-            filename,
+            label,
             ValueError('it is neither a zip archive of torch.save nor a '
                        'pickle'))
     file.seek(0)
@@ -211,53 +219,94 @@ def _torch_load(file: BinaryIO, map_location: Any, restricted: bool) -> Any:
 
 def load_checkpoint_file(filename: Any,
                          map_location: Any = 'cpu',
-                         restricted: Optional[bool] = None) -> Dict[str, Any]:
+                         restricted: Optional[bool] = None,
+                         sha256: Optional[str] = None) -> Dict[str, Any]:
     """Load a checkpoint file, building only values of the allow-list.
 
     Args:
-        filename: Path of a ``.pth`` / ``.pth.tar`` file.
+        filename: Path of a ``.pth`` / ``.pth.tar`` file, or a URL
+            (``http://``, ``https://``) or MMEngine name (``torchvision://``,
+            ``modelzoo://``, ``open-mmlab://``, ``openmmlab://``,
+            ``mmcls://``), downloaded once into torch's hub cache and then
+            read like a local file (:mod:`.remote`).
         map_location: Passed to :func:`torch.load`.
         restricted: ``True`` or ``None`` (default): this package's
             :class:`~.allow_list.RestrictedUnpickler`, on every torch.
             ``False``: torch's ``weights_only=True`` with this package's
             constructors for that call (torch >= 2.6).
+        sha256: The file's sha256 (or its first 8 or more hex digits),
+            checked before it is read. A URL whose file name ends in
+            ``-<hex digits>.<ext>`` is checked against those digits anyway.
 
     Raises:
-        TypeError: ``filename`` is not a path.
-        FileNotFoundError: The file does not exist.
+        TypeError: ``filename`` is not a path or a URL.
+        FileNotFoundError: The file (or the URL) does not exist.
         UnsafeCheckpointError: The file is a TorchScript or tar archive, a
             zip archive with records ``torch.save`` does not write, or a
             pickle that asks for anything outside the allow-list.
-        ValueError: The file is truncated, corrupt or not a checkpoint.
+        ValueError: The file is truncated, corrupt or not a checkpoint, does
+            not match ``sha256``, or is named by a scheme this package does
+            not read (``s3://``, ``pavi://``...).
+        ConnectionError: A URL could not be downloaded.
     """
     if not isinstance(filename, (str, os.PathLike)):
-        raise TypeError(f'checkpoint must be a file path, got {filename!r}.')
+        raise TypeError('checkpoint must be a file path or a URL, got '
+                        f'{filename!r}.')
     if restricted is False and not WEIGHTS_ONLY_ENFORCES_ALLOW_LIST:
         raise ValueError(
             f'restricted=False needs torch >= 2.6 (this is torch '
             f'{torch.__version__}, whose weights_only unpickler cannot take '
             'the allow-list per call); pass restricted=None or True.')
-    filename = osp.expanduser(os.fspath(filename))
-    if not osp.isfile(filename):
-        raise FileNotFoundError(
-            f'checkpoint file {filename!r} does not exist; check the path '
-            '(or the init_cfg / load_from / --resume argument that gave it).')
+    name = os.fspath(filename)
+    if not remote.is_remote(name):
+        path = osp.expanduser(name)
+        return _load_path(path, repr(path), map_location, restricted, sha256)
+    target = remote.locate(name)
+    if not target.startswith(remote.URL_PREFIXES):  # a file of MMEngine's
+        return _load_path(target, f'{name!r} ({target!r})', map_location,
+                          restricted, sha256)
+    path, downloaded = remote.fetch(target, sha256)
     try:
-        file = open(filename, 'rb')
+        checkpoint = _load_path(path, f'{name!r} (downloaded to {path!r})',
+                                map_location, restricted, None)
+    except ValueError:
+        if downloaded:  # a file that failed its checks is not kept
+            os.remove(path)
+        raise
+    if name.startswith('mmcls://'):
+        from mmengine.runner.checkpoint import _process_mmcls_checkpoint
+        checkpoint = _process_mmcls_checkpoint(checkpoint)
+    return checkpoint
+
+
+def _load_path(path: str, label: str, map_location: Any,
+               restricted: Optional[bool],
+               sha256: Optional[str]) -> Dict[str, Any]:
+    """:func:`load_checkpoint_file` of a local file; errors name ``label``."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'checkpoint file {label} does not exist; check the path '
+            '(or the init_cfg / load_from / --resume argument that gave it).')
+    if sha256 is not None:
+        remote.check_sha256(remote.sha256_of(path),
+                            remote.expected_sha256(path, sha256),
+                            f'checkpoint file {label}')
+    try:
+        file = open(path, 'rb')
     except OSError as exc:
-        raise _corrupt(filename, exc) from None
+        raise _corrupt(label, exc) from None
     with file:
         # The format is checked in the open file torch.load reads next.
-        _check_format(file, filename)
-        checkpoint = _load_checked(file, filename, map_location,
+        _check_format(file, label)
+        checkpoint = _load_checked(file, label, map_location,
                                    restricted is not False)
     if not isinstance(checkpoint, Mapping):
-        raise ValueError(f'{filename!r} holds a {type(checkpoint).__name__}, '
+        raise ValueError(f'{label} holds a {type(checkpoint).__name__}, '
                          'not a checkpoint dict of tensors.')
     return checkpoint
 
 
-def _load_checked(file: BinaryIO, filename: str, map_location: Any,
+def _load_checked(file: BinaryIO, label: str, map_location: Any,
                   restricted: bool) -> Any:
     """:func:`_torch_load`, its errors reported as one sentence."""
     try:
@@ -266,16 +315,16 @@ def _load_checked(file: BinaryIO, filename: str, map_location: Any,
         if isinstance(exc, Refused) or 'Weights only load failed' in str(
                 exc):
             raise _unsafe(
-                filename, 'it contains objects that are neither tensors nor '
+                label, 'it contains objects that are neither tensors nor '
                 'MMEngine checkpoint values, and unpickling them could run '
                 'code',
                 'only load it with torch.load(weights_only=False) if you '
                 f'trust its author. Details: {_first_line(exc)}') from None
-        raise _corrupt(filename, exc) from None
+        raise _corrupt(label, exc) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError,
             UnicodeDecodeError, ValueError, KeyError, IndexError,
             AttributeError, TypeError, MemoryError) as exc:
-        raise _corrupt(filename, exc) from None
+        raise _corrupt(label, exc) from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -287,9 +336,9 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _corrupt(filename: str, exc: BaseException) -> ValueError:
+def _corrupt(label: str, exc: BaseException) -> ValueError:
     return ValueError(
-        f'{filename!r} is not a readable PyTorch checkpoint (truncated, '
+        f'{label} is not a readable PyTorch checkpoint (truncated, '
         f'corrupt or another kind of file): {type(exc).__name__}: '
         f'{_first_line(exc)}')
 
@@ -302,8 +351,16 @@ def abbreviate(keys: Iterable, n: int = 5) -> str:
     return ', '.join(map(str, keys[:n])) + more
 
 
-# MMEngine logs 'Loads checkpoint by {name[10:]} backend', hence the name.
+# MMEngine logs 'Loads checkpoint by {name[10:]} backend', hence the names.
 def load_from_local_weights_only(filename, map_location=None):
     """MMEngine's local-path loader, through :func:`load_checkpoint_file`
     (installed by :func:`rla_mmdet.engine.enable_checkpoint_io`)."""
+    return load_checkpoint_file(filename, map_location)
+
+
+def load_from_remote(filename, map_location=None):
+    """MMEngine's loader for every ``scheme://`` it knows, through
+    :func:`load_checkpoint_file`: URLs and MMEngine's named prefixes are
+    downloaded and checked, any other scheme is refused (installed by
+    :func:`rla_mmdet.engine.enable_checkpoint_io`)."""
     return load_checkpoint_file(filename, map_location)

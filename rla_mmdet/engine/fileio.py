@@ -8,23 +8,26 @@ the target, so a checkpoint path holds either the previous complete file or
 the new complete file, never a partial one.
 
 Nothing here is switched on by ``import rla_mmdet``. :func:`enable_checkpoint_io`
-makes MMEngine use :class:`AtomicLocalBackend` for local paths and read local
-checkpoints through :func:`rla_mmdet.checkpoint.load_checkpoint_file` (the
-allow-list, one-sentence errors for a missing, corrupt or unsafe file); the
-``CheckpointIOHook`` of this package's configs and its ``tools/`` scripts
-call it.
+makes MMEngine use :class:`AtomicLocalBackend` for local paths and read
+every checkpoint, by path or by any of its prefixes (``http(s)://``,
+``torchvision://``, ``open-mmlab://``, ``s3://``...), through
+:func:`rla_mmdet.checkpoint.load_checkpoint_file` (the allow-list, URLs
+downloaded and checked, schemes it cannot check refused, one-sentence
+errors for a missing, corrupt or unsafe file); the ``CheckpointIOHook`` of
+this package's configs and its ``tools/`` scripts call it.
 """
 import os
 import os.path as osp
 import tempfile
 from pathlib import Path
-from typing import Any, NamedTuple, Union
+from collections import OrderedDict
+from typing import Any, Dict, NamedTuple, Union
 
 from mmengine.fileio.backends import LocalBackend, register_backend
 from mmengine.fileio.backends import registry_utils as _backends
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from ..checkpoint import load_from_local_weights_only
+from ..checkpoint import load_from_local_weights_only, load_from_remote
 
 
 def atomic_write(data: bytes, filepath: Union[str, Path]) -> None:
@@ -61,40 +64,46 @@ class AtomicLocalBackend(LocalBackend):
 
 
 class CheckpointIOState(NamedTuple):
-    """What MMEngine used for local paths before
-    :func:`enable_checkpoint_io`: pass it to
+    """What MMEngine used before :func:`enable_checkpoint_io`: pass it to
     :func:`restore_checkpoint_io`."""
     backend: Any  # registered as 'local'
     prefix_backend: Any  # for paths without a prefix
-    loader: Any  # CheckpointLoader's scheme for paths without a prefix
+    loaders: Dict[str, Any]  # CheckpointLoader's scheme of each prefix
 
 
 def current_checkpoint_io() -> CheckpointIOState:
-    """The local file backend and checkpoint loader MMEngine uses now."""
+    """The local file backend and checkpoint loaders MMEngine uses now."""
     return CheckpointIOState(
         _backends.backends.get('local'),
         _backends.prefix_to_backends.get(''),
-        CheckpointLoader._schemes.get(''))
+        OrderedDict(CheckpointLoader._schemes))
 
 
 def checkpoint_io_enabled() -> bool:
     """Whether :func:`enable_checkpoint_io` is in effect."""
     state = current_checkpoint_io()
     return (state.prefix_backend is AtomicLocalBackend
-            and state.loader is load_from_local_weights_only)
+            and state.loaders.get('') is load_from_local_weights_only
+            and all(loader is load_from_remote
+                    for prefix, loader in state.loaders.items() if prefix))
 
 
 def enable_checkpoint_io() -> CheckpointIOState:
-    """Make MMEngine write local files atomically and load local
-    checkpoints through :func:`rla_mmdet.checkpoint.load_checkpoint_file`.
+    """Make MMEngine write local files atomically and load checkpoints,
+    by path and by every prefix it has a loader for, through
+    :func:`rla_mmdet.checkpoint.load_checkpoint_file`.
 
     Returns:
         The state before, for :func:`restore_checkpoint_io`.
     """
     before = current_checkpoint_io()
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local_weights_only, force=True)
+    for prefix in before.loaders:
+        CheckpointLoader.register_scheme(
+            prefixes=prefix,
+            loader=load_from_remote if prefix else
+            load_from_local_weights_only,
+            force=True)
     return before
 
 
@@ -104,6 +113,4 @@ def restore_checkpoint_io(state: CheckpointIOState) -> None:
         _backends.backends['local'] = state.backend
     if state.prefix_backend is not None:
         _backends.prefix_to_backends[''] = state.prefix_backend
-    if state.loader is not None:
-        CheckpointLoader.register_scheme(
-            prefixes='', loader=state.loader, force=True)
+    CheckpointLoader._schemes = OrderedDict(state.loaders)

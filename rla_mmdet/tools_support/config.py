@@ -13,11 +13,9 @@ from typing import Any, Iterator, List, Optional, Tuple
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from ..checkpoint import is_remote
 from ..zoo import where_to_get
 from .data_checks import dataset_classes, iter_datasets
-
-_REMOTE_PREFIXES = ('http://', 'https://', 'torchvision://', 'open-mmlab://',
-                    'mmcls://', 'mmpretrain://', 's3://', 'pavi://')
 
 
 def load_config(path: str,
@@ -90,7 +88,7 @@ def missing_pretrained(cfg: Config) -> List[Tuple[str, str]]:
     result = []
     for key, init in _pretrained_inits(cfg.get('model', {})):
         ckpt = init.get('checkpoint')
-        if isinstance(ckpt, str) and not ckpt.startswith(_REMOTE_PREFIXES) \
+        if isinstance(ckpt, str) and not is_remote(ckpt) \
                 and not osp.isfile(osp.expanduser(ckpt)):
             result.append((key, ckpt))
     return result
