@@ -81,9 +81,12 @@ def import_graph():
                 target = '.'.join(base + [node.module] if node.module
                                   else base)
                 # `from .pkg import name` reads pkg, and pkg.name if it
-                # is a module
-                targets = [target] + [f'{target}.{a.name}'
-                                      for a in node.names]
+                # is a module; `from . import mod, ...` of submodules
+                # only reads those (a package's parent is imported before
+                # any submodule, as for `import pkg.mod`)
+                subs = [f'{target}.{a.name}' for a in node.names]
+                targets = (subs if all(s in modules for s in subs)
+                           else [target] + subs)
             else:
                 continue
             deps.update(t for t in targets if t in modules and t != name)
