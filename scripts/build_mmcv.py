@@ -11,7 +11,11 @@ What it does, and why:
 
 1. Downloads mmcv's source archive from the package index (``pip download``)
    and checks its sha256 against :data:`SDIST_SHA256`, so every build starts
-   from the same bytes.
+   from the same bytes. ``pip download`` runs the archive's ``setup.py`` for
+   its metadata, which on Python 3.13 dies in the same ``get_version()`` as
+   point 3 before anything is saved; the archive is then taken from the
+   indexes pip reported searching (:func:`download_from_indexes`: their
+   PEP 503 page of mmcv, or the folder of a ``file:`` index).
 2. Picks the C++ standard that the installed torch needs
    (:func:`cxx_standard`): C++17 below torch 2.14, C++20 from 2.14 on, whose
    headers stop with ``#error C++20 or later compatible compiler is required``.
@@ -38,6 +42,7 @@ changes anything, in this interpreter's environment.
 """
 import argparse
 import hashlib
+import html
 import os
 import os.path as osp
 import re
@@ -47,6 +52,9 @@ import sys
 import sysconfig
 import tarfile
 import tempfile
+import urllib.parse
+import urllib.request
+from typing import List, Optional
 
 #: sha256 of the source archives on the package index (``mmcv-V.tar.gz``).
 SDIST_SHA256 = {
@@ -55,6 +63,11 @@ SDIST_SHA256 = {
     '2.1.0':
     'd387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f',
 }
+
+#: The index pip searches when it names none (it names only others).
+DEFAULT_INDEX = 'https://pypi.org/simple'
+#: Seconds a download may wait for the index before it gives up.
+TIMEOUT_S = 60
 
 #: The first torch release whose headers require C++20.
 CXX20_FROM_TORCH = (2, 14)
@@ -147,13 +160,65 @@ def sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def index_urls(pip_output: str) -> List[str]:
+    """The indexes a ``pip download`` searched, from its own output:
+    ``Looking in indexes: A, B`` (pip prints the line only when they are
+    not PyPI's alone)."""
+    match = re.search(r'^Looking in indexes: (.+)$', pip_output, re.M)
+    if match is None:
+        return [DEFAULT_INDEX]
+    return [u.strip() for u in match.group(1).split(',') if u.strip()]
+
+
+def sdist_url(index: str, name: str) -> Optional[str]:
+    """Where ``index`` offers the file ``name`` of mmcv: a link of its
+    PEP 503 page ``<index>/mmcv/``, or the file in a ``file:`` index's
+    folder; ``None`` when it does not (or cannot be read)."""
+    page = index.rstrip('/') + '/mmcv/'
+    parts = urllib.parse.urlsplit(page)
+    if parts.scheme == 'file':
+        folder = urllib.request.url2pathname(parts.path)
+        if osp.isfile(osp.join(folder, name)):
+            return urllib.parse.urljoin(page, name)
+        page = urllib.parse.urljoin(page, 'index.html')
+    try:
+        with urllib.request.urlopen(page, timeout=TIMEOUT_S) as response:
+            text = response.read().decode('utf-8', 'replace')
+    except (OSError, ValueError):
+        return None
+    for href in re.findall(r'href="([^"]+)"', text):
+        url = urllib.parse.urljoin(page, html.unescape(href)).split('#')[0]
+        if urllib.parse.urlsplit(url).path.rsplit('/', 1)[-1] == name:
+            return url
+    return None
+
+
+def download_from_indexes(indexes: List[str], name: str,
+                          dest: str) -> Optional[str]:
+    """Save the first copy of ``name`` that ``indexes`` offer as ``dest``;
+    the URL it came from, or ``None`` when none offers it."""
+    for index in indexes:
+        url = sdist_url(index, name)
+        if url is None:
+            continue
+        try:
+            with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, \
+                    open(dest, 'wb') as f:
+                shutil.copyfileobj(response, f)
+        except OSError:
+            continue
+        return url
+    return None
+
+
 def fetch_sdist(version: str, cache: str) -> str:
     """The path of ``mmcv-<version>.tar.gz`` in ``cache``, downloaded once
     and checked against :data:`SDIST_SHA256` every time."""
     if version not in SDIST_SHA256:
         sys.exit(f'build_mmcv: no pinned hash for mmcv {version}; known '
                  f'versions: {", ".join(SDIST_SHA256)}.')
-    path = osp.join(cache, f'mmcv-{version}.tar.gz')
+    name = f'mmcv-{version}.tar.gz'
+    path = osp.join(cache, name)
     if not osp.exists(path):
         # Downloaded next to its final place and renamed there, so a build
         # running in parallel never reads half a file.
@@ -164,13 +229,30 @@ def fetch_sdist(version: str, cache: str) -> str:
                         f'--hash=sha256:{SDIST_SHA256[version]}\n')
             # The pinned hash makes pip refuse any other archive; the
             # interpreter's own constraints (a torch cap) do not apply here.
-            subprocess.run(
-                [sys.executable, '-m', 'pip', 'download', '-q',
+            pip = subprocess.run(
+                [sys.executable, '-m', 'pip', 'download',
                  '--disable-pip-version-check', '--no-deps',
                  '--no-binary', ':all:', '--no-build-isolation',
                  '--require-hashes', '-r', req, '-d', tmp],
-                check=True, env=dict(os.environ, PIP_CONSTRAINT=''))
-            os.replace(osp.join(tmp, f'mmcv-{version}.tar.gz'), path)
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                universal_newlines=True, env=dict(os.environ,
+                                                  PIP_CONSTRAINT=''))
+            if pip.returncode != 0:
+                indexes = index_urls(pip.stdout)
+                url = download_from_indexes(indexes, name,
+                                            osp.join(tmp, name))
+                if url is None:
+                    sys.stderr.write(pip.stdout)
+                    sys.exit(
+                        f'build_mmcv: could not download {name}: pip '
+                        'download failed (above) and none of the indexes '
+                        f'it searched ({", ".join(indexes)}) offers the '
+                        f'file; put it (sha256 {SDIST_SHA256[version]}) '
+                        f'at {path} and run again.')
+                print(f'build_mmcv: pip download could not read the '
+                      f'metadata of {name}; took it from {url}',
+                      file=sys.stderr)
+            os.replace(osp.join(tmp, name), path)
     if sha256(path) != SDIST_SHA256[version]:
         os.remove(path)
         sys.exit(f'build_mmcv: {path} does not have the pinned sha256 and '

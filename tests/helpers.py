@@ -81,7 +81,8 @@ def build(depth=18, cls=RLAResNet, **kwargs):
 
 
 class LocalServer:
-    """Serves the files of ``root`` on 127.0.0.1; ``stall/<name>`` answers
+    """Serves the files of ``root`` on 127.0.0.1 (a folder: its
+    ``index.html``); ``stall/<name>`` answers
     nothing, ``cut/<name>`` announces more bytes than it sends, and
     ``slow/<name>`` waits a second before sending. Counts the GETs."""
 
@@ -102,6 +103,8 @@ class LocalServer:
                     time.sleep(3)
                     return
                 path = osp.join(server.root, name)
+                if osp.isdir(path):  # a folder answers with its index.html
+                    path = osp.join(path, 'index.html')
                 if kind not in ('files', 'cut', 'slow') or \
                         not osp.isfile(path):
                     self.send_error(404)

@@ -1,4 +1,5 @@
 """Supported versions, and what ``import rla_mmdet`` does to a process."""
+import hashlib
 import json
 import os
 import os.path as osp
@@ -15,7 +16,7 @@ from rla_mmdet.dependencies import (NEWEST_TESTED_TORCH, SUPPORTED,
                                     UPPER_REASONS, UnsupportedVersionError,
                                     UntestedVersionWarning, check_installed,
                                     check_version, check_yapf)
-from helpers import ROOT, copy_tracked_files
+from helpers import ROOT, LocalServer, copy_tracked_files
 
 
 def run_python(script, timeout=300):
@@ -421,6 +422,94 @@ def test_mmcv_setup_flags_are_replaced_everywhere():
     with pytest.raises(ValueError, match="has no '-std=c\\+\\+14' or"):
         build.patch_cxx_standard("extra_compile_args = {'cxx': []}\n",
                                  'c++20')
+
+
+def test_pip_names_the_indexes_it_searched():
+    build = _build_mmcv()
+    assert build.index_urls('Collecting mmcv==2.1.0\n') == [
+        'https://pypi.org/simple']
+    out = ('Looking in indexes: https://mirror.example/simple, '
+           'file:///opt/pypi/simple\nCollecting mmcv==2.1.0\n')
+    assert build.index_urls(out) == [
+        'https://mirror.example/simple', 'file:///opt/pypi/simple']
+
+
+def _fake_mmcv_sdist(build, monkeypatch, folder, pip_output):
+    """A made-up mmcv 9.9.9 archive in ``folder``, pinned in ``build``, and
+    a ``pip download`` that fails the way Python 3.13's does, printing
+    ``pip_output``."""
+    data = b'not really mmcv, but pinned: ' + os.urandom(16)
+    name = 'mmcv-9.9.9.tar.gz'
+    with open(osp.join(folder, name), 'wb') as f:
+        f.write(data)
+    monkeypatch.setattr(build, 'SDIST_SHA256', {
+        '9.9.9': hashlib.sha256(data).hexdigest()})
+    calls = []
+
+    def pip(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(
+            cmd, 1, stdout=pip_output + "KeyError: '__version__'\n")
+
+    monkeypatch.setattr(build.subprocess, 'run', pip)
+    return name, data, calls
+
+
+def test_mmcv_source_comes_from_the_index_when_pip_download_fails(
+        tmp_path, monkeypatch, capsys):
+    build = _build_mmcv()
+    root, cache = tmp_path / 'served', tmp_path / 'cache'
+    (root / 'simple' / 'mmcv').mkdir(parents=True)
+    cache.mkdir()
+    server = LocalServer(str(root))
+    try:
+        index = server.url('simple')
+        name, data, calls = _fake_mmcv_sdist(
+            build, monkeypatch, str(root),
+            f'Looking in indexes: http://127.0.0.1:1/simple, {index}\n')
+        # a PEP 503 page: another release first, links relative to it
+        (root / 'simple' / 'mmcv' / 'index.html').write_text(
+            '<a href="../../mmcv-9.9.90.tar.gz">mmcv-9.9.90.tar.gz</a>\n'
+            f'<a href="../../{name}#sha256=00">{name}</a>\n')
+        path = build.fetch_sdist('9.9.9', str(cache))
+    finally:
+        server.close()
+    assert len(calls) == 1 and calls[0][3] == 'download'
+    assert path == str(cache / name) and open(path, 'rb').read() == data
+    assert server.gets[f'/files/{name}'] == 1
+    assert f'took it from {server.url(name)}' in capsys.readouterr().err
+    assert sorted(os.listdir(cache)) == [name]
+    # the next build reads the cached copy, without pip
+    assert build.fetch_sdist('9.9.9', str(cache)) == path
+    assert len(calls) == 1
+
+
+def test_mmcv_source_from_a_file_index(tmp_path, monkeypatch):
+    build = _build_mmcv()
+    index, cache = tmp_path / 'simple', tmp_path / 'cache'
+    (index / 'mmcv').mkdir(parents=True)
+    cache.mkdir()
+    name, data, _ = _fake_mmcv_sdist(
+        build, monkeypatch, str(index / 'mmcv'),
+        f'Looking in indexes: {index.as_uri()}\n')
+    path = build.fetch_sdist('9.9.9', str(cache))
+    assert open(path, 'rb').read() == data
+
+
+def test_mmcv_source_nowhere_is_one_sentence(tmp_path, monkeypatch):
+    build = _build_mmcv()
+    index, cache = tmp_path / 'simple', tmp_path / 'cache'
+    (index / 'mmcv').mkdir(parents=True)
+    cache.mkdir()
+    _fake_mmcv_sdist(build, monkeypatch, str(tmp_path),
+                     f'Looking in indexes: {index.as_uri()}\n')
+    with pytest.raises(SystemExit) as exc:
+        build.fetch_sdist('9.9.9', str(cache))
+    msg = str(exc.value)
+    assert msg.startswith('build_mmcv: could not download mmcv-9.9.9.tar.gz')
+    assert str(cache / 'mmcv-9.9.9.tar.gz') in msg
+    assert build.SDIST_SHA256['9.9.9'] in msg
+    assert os.listdir(cache) == []
 
 
 def _mmcv_setup_excerpt(version):
