@@ -150,9 +150,6 @@ def reference_mobilenet_v2_forward(p, img, out_indices, eca=False,
     return outs
 
 
-
-
-
 # ------------------------------------------ the published state-dict layouts
 # Written from the layouts of the spec (docs/backbones.md, "The
 # specification"), not from the package's modules, so that a

@@ -134,7 +134,6 @@ class _RLAInvertedResidual(nn.Module):
         return out, y, h
 
 
-
 @MODELS.register_module()
 class RLAMobileNetV2(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
     """MobileNetV2 with depthwise-separable RLA (the authors' dsRLA).
