@@ -223,7 +223,6 @@ def test_atomic_write_replaces_whole_files(tmp_path):
         pass
 
     # a write that fails midway leaves the previous file and no temp file
-    import rla_mmdet.engine.fileio as fileio
     real_fdopen = os.fdopen
 
     def failing_fdopen(fd, mode):
@@ -232,12 +231,12 @@ def test_atomic_write_replaces_whole_files(tmp_path):
         f.close()
         raise Boom()
 
-    fileio.os.fdopen = failing_fdopen
+    os.fdopen = failing_fdopen
     try:
         with pytest.raises(Boom):
             atomic_write(b'never', target)
     finally:
-        fileio.os.fdopen = real_fdopen
+        os.fdopen = real_fdopen
     assert target.read_bytes() == b'new'
     assert os.listdir(tmp_path) == ['epoch_1.pth']
 
@@ -259,7 +258,7 @@ def test_checkpoint_save_killed_midway_leaves_the_last_one_intact(tmp_path):
             print('WRITTEN', flush=True)
             time.sleep(60)
             real_replace(src, dst)
-        fileio.os.replace = slow_replace
+        os.replace = slow_replace
         save_checkpoint({{'state_dict': {{'w': torch.zeros(10**6)}}}},
                         os.path.join(work, 'epoch_1.pth'))
     """)

@@ -5,7 +5,8 @@ path and writes into it: a process killed during the write leaves a
 truncated ``epoch_N.pth`` behind. :class:`AtomicLocalBackend` writes to a
 temporary file in the same directory, flushes it to disk and renames it over
 the target, so a checkpoint path holds either the previous complete file or
-the new complete file, never a partial one.
+the new complete file, never a partial one (through
+:func:`rla_mmdet.atomic.atomic_write`, the package's one atomic writer).
 
 Nothing here is switched on by ``import rla_mmdet``. :func:`enable_checkpoint_io`
 makes MMEngine use :class:`AtomicLocalBackend` for local paths and read
@@ -16,9 +17,6 @@ downloaded and checked, schemes it cannot check refused, one-sentence
 errors for a missing, corrupt or unsafe file); the ``CheckpointIOHook`` of
 this package's configs and its ``tools/`` scripts call it.
 """
-import os
-import os.path as osp
-import tempfile
 from pathlib import Path
 from collections import OrderedDict
 from typing import Any, Dict, NamedTuple, Union
@@ -27,27 +25,8 @@ from mmengine.fileio.backends import LocalBackend, register_backend
 from mmengine.fileio.backends import registry_utils as _backends
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from ..atomic import atomic_write
 from ..checkpoint import load_from_local_weights_only, load_from_remote
-
-
-def atomic_write(data: bytes, filepath: Union[str, Path]) -> None:
-    """Write ``data`` to ``filepath`` through a temporary file and rename."""
-    filepath = os.fspath(filepath)
-    directory = osp.dirname(osp.abspath(filepath))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix='.' + osp.basename(filepath) + '.', suffix='.tmp',
-        dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 class AtomicLocalBackend(LocalBackend):
