@@ -49,12 +49,14 @@ NEWEST_TESTED_TORCH = '2.15'
 MMENGINE_YAPF_FIX = '0.8.5'
 YAPF_WITHOUT_VERIFY = '0.40.2'
 
-#: Other run-time requirements, any version. setuptools on Python 3.12
-#: and later: mmengine's Runner collects its environment report with
-#: ``distutils``, which Python 3.12 removed and setuptools provides again;
-#: without it every training or test run stops with ``No module named
-#: 'distutils'``.
-OTHERS = ('pycocotools', 'setuptools; python_version >= "3.12"')
+#: Other run-time requirements, not checked at import: filelock (the
+#: download cache's per-entry locks) from the oldest stack's version on,
+#: pycocotools, and setuptools on Python 3.12 and later: mmengine's Runner
+#: collects its environment report with ``distutils``, which Python 3.12
+#: removed and setuptools provides again; without it every training or test
+#: run stops with ``No module named 'distutils'``.
+OTHERS = ('filelock>=3.16.1', 'pycocotools',
+          'setuptools; python_version >= "3.12"')
 
 
 class UnsupportedVersionError(ImportError, ValueError):
