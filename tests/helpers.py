@@ -83,12 +83,16 @@ def build(depth=18, cls=RLAResNet, **kwargs):
 class LocalServer:
     """Serves the files of ``root`` on 127.0.0.1 (a folder: its
     ``index.html``); ``stall/<name>`` answers
-    nothing, ``cut/<name>`` announces more bytes than it sends, and
-    ``slow/<name>`` waits a second before sending. Counts the GETs."""
+    nothing, ``cut/<name>`` announces more bytes than it sends,
+    ``slow/<name>`` waits a second before sending, ``drip/<name>`` sends one
+    byte every ``drip_s`` seconds and ``nolength/<name>`` sends no
+    ``Content-Length`` (the body ends when the connection closes). Counts
+    the GETs."""
 
     def __init__(self, root):
         self.root = root
         self.gets = Counter()
+        self.drip_s = 0.1
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -105,19 +109,28 @@ class LocalServer:
                 path = osp.join(server.root, name)
                 if osp.isdir(path):  # a folder answers with its index.html
                     path = osp.join(path, 'index.html')
-                if kind not in ('files', 'cut', 'slow') or \
-                        not osp.isfile(path):
+                if kind not in ('files', 'cut', 'slow', 'drip',
+                                'nolength') or not osp.isfile(path):
                     self.send_error(404)
                     return
                 data = open(path, 'rb').read()
                 if kind == 'slow':
                     time.sleep(1)
                 self.send_response(200)
-                self.send_header('Content-Length',
-                                 str(len(data) + (100 if kind == 'cut'
-                                                  else 0)))
+                if kind != 'nolength':
+                    self.send_header('Content-Length',
+                                     str(len(data) + (100 if kind == 'cut'
+                                                      else 0)))
                 self.end_headers()
-                self.wfile.write(data)
+                if kind != 'drip':
+                    self.wfile.write(data)
+                    return
+                try:
+                    for i in range(len(data)):
+                        self.wfile.write(data[i:i + 1])
+                        time.sleep(server.drip_s)
+                except OSError:  # the client gave up
+                    pass
 
         self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
         self.httpd.daemon_threads = True

@@ -13,6 +13,7 @@ import pickle
 import struct
 import tarfile
 import zipfile
+import zlib
 from typing import List, Tuple
 
 import numpy as np
@@ -254,3 +255,85 @@ def victim_file(directory: str) -> str:
         f.write('mine\n')
     os.chmod(victim, 0o644)
     return victim
+
+
+# ---- issue 27 URLs (remote.py) ----
+def _stored_zip(records: List[Tuple[str, bytes]]) -> bytes:
+    """A stored zip archive of ``records``, dated 1980, mode ``r--------``
+    (the fields ``zipfile`` would fill with non-ASCII bytes)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, 'w', zipfile.ZIP_STORED) as archive:
+        for name, data in records:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o400 << 16
+            archive.writestr(info, data)
+    return out.getvalue()
+
+
+def _ascii(data: bytes) -> bool:
+    return max(data) < 0x80
+
+
+def _ascii_numbers(*numbers: int) -> bool:
+    """Whether each number, as the 4 little-endian bytes of a zip field,
+    is ASCII."""
+    return all(n & ~0x7f7f7f7f == 0 for n in numbers)
+
+
+def _zip_numbers_ascii(records: List[Tuple[str, bytes]]) -> bool:
+    """Whether the sizes and offsets of :func:`_stored_zip`'s archive of
+    ``records`` are ASCII (30-byte local headers, 46-byte directory
+    entries, no extra fields)."""
+    offset = directory = 0
+    numbers = []
+    for name, data in records:
+        numbers += [offset, len(data), len(name), zlib.crc32(data)]
+        offset += 30 + len(name) + len(data)
+        directory += 46 + len(name)
+    return _ascii_numbers(offset, directory, *numbers)
+
+
+def write_ascii_checkpoint_with_import(path: str, line: str) -> None:
+    """A valid checkpoint (a tensor ``w`` in ``state_dict``) whose bytes
+    are all ASCII and which holds ``line`` (``import ...``) as a line of
+    its own: saved as ``<site-packages>/<anything>.pth``, Python's ``site``
+    module would run that line at every start.
+
+    The pickle is protocol 1 (``I00`` booleans, one-byte memo indices and
+    lengths: ASCII for a small checkpoint) and ``line`` a string value
+    between two newlines. The zip is stored; the tensor's first value, the
+    leading zeros of the ``version`` record (torch reads it with
+    ``stoull``), the spaces after ``line`` and the length of the archive's
+    folder name are chosen so that every CRC, size and offset is ASCII
+    too. The optional ``byteorder`` record (a non-ASCII CRC) is left out.
+    """
+    import torch
+    versions = [v for v in (b'0' * k + b'3\n' for k in range(128))
+                if _ascii_numbers(zlib.crc32(v))]
+    first = next(k for k in range(128)
+                 if _ascii_numbers(zlib.crc32(struct.pack('<3q', k, 1, 2))))
+    for pad in range(1024):
+        note = f'\n{line}\n' + ' ' * pad
+        if not _ascii_numbers(len(note.encode())):
+            continue  # the string's length, 4 bytes in the pickle
+        buf = io.BytesIO()
+        torch.save({'state_dict': {'w': torch.tensor([first, 1, 2])},
+                    'meta': {'note': note}}, buf, pickle_protocol=1)
+        with zipfile.ZipFile(buf) as saved:
+            got = {n.split('/', 1)[1]: saved.read(n) for n in saved.namelist()}
+        pkl = got['data.pkl']
+        if not _ascii_numbers(zlib.crc32(pkl), len(pkl)):
+            continue
+        for folder in ('archive' + '_' * k for k in range(100)):
+            for version in versions:
+                records = [(f'{folder}/version', version),
+                           (f'{folder}/data/0', got['data/0']),
+                           (f'{folder}/data.pkl', pkl)]
+                if not _zip_numbers_ascii(records):
+                    continue
+                data = _stored_zip(records)
+                assert _ascii(data)
+                with open(path, 'wb') as f:
+                    f.write(data)
+                return
+    raise RuntimeError('found no ASCII-only layout')  # pragma: no cover

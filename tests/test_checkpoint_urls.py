@@ -9,9 +9,16 @@ import hashlib
 import multiprocessing
 import os
 import os.path as osp
+import re
 import shutil
+import signal
+import site
+import socket
+import subprocess
 import sys
+import time
 from collections import OrderedDict
+from urllib.parse import quote
 
 import pytest
 import torch
@@ -27,6 +34,7 @@ from rla_mmdet.checkpoint import remote
 from rla_mmdet.converters import imagenet_to_mmdet
 from rla_mmdet.engine import (checkpoint_io_enabled, enable_checkpoint_io,
                               restore_checkpoint_io)
+import pickle_attacks
 from helpers import LocalServer
 from test_checkpoint import authors_imagenet_checkpoint
 from test_checkpoint_io import SETSTATE_MARKER, _LoudOnLoad, _runner
@@ -46,8 +54,12 @@ def server(tmp_path, monkeypatch):
 
 
 def _cached():
-    folder = remote.cache_dir()
-    return sorted(os.listdir(folder)) if osp.isdir(folder) else []
+    """The names of the files in the cache but its entries' lock files:
+    downloaded checkpoints, and whatever a failed download left."""
+    found = []
+    for _, _, files in os.walk(remote.cache_dir()):
+        found += [name for name in files if name != '.lock']
+    return sorted(found)
 
 
 def _serve_r18(server, name='rla_r18.pth'):
@@ -263,6 +275,245 @@ def test_progress_bar_on_a_terminal_only(server, monkeypatch, capsys):
     remote.fetch(server.url('copy.pth'))
     # tqdm's bar, or torch.hub's stand-in for it (percentages) without tqdm
     assert '100' in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ the cache
+#: What a cached file's name may be.
+_SAFE_NAME = re.compile(r'[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}\Z')
+
+
+@pytest.mark.parametrize('name', [
+    '%2Fsome%2Fdir%2Fx.pth', '..%2F..%2Fx.pth', '..%5C..%5Cx.pth',
+    'C:%5Cx.pth', '.hidden.pth', '...pth', 'x%00y.pth', 'caf%C3%A9.pth',
+    '%E2%80%AEhtp.exe', 'a%0Aimport%20os.pth', 'x' * 300 + '.pth',
+    '%2E%2E%2F' * 40 + 'x.pth', 'x.pth?name=..%2F..%2Fy.pth'])
+def test_a_cache_path_is_a_safe_name_inside_the_cache(tmp_path, monkeypatch,
+                                                      name):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    path = remote.cache_path('http://127.0.0.1/zoo/' + name)
+    cache = osp.realpath(remote.cache_dir())
+    assert osp.dirname(osp.dirname(osp.realpath(path))) == cache, path
+    assert _SAFE_NAME.match(osp.basename(path)), path
+
+
+@pytest.mark.parametrize('name', ['..', '%2E%2E', '.', '...', ''])
+def test_a_url_without_a_usable_file_name_is_refused(name):
+    with pytest.raises(ValueError, match='does not end in a file name'):
+        remote.cache_path('http://127.0.0.1/zoo/' + name)
+
+
+def test_the_ascii_checkpoint_is_one_site_would_run(tmp_path):
+    """The generator behind the next test: an ASCII-only checkpoint that
+    loads, and whose ``import`` line ``site`` runs from a ``.pth`` file."""
+    marker = tmp_path / 'ran'
+    pickle_attacks.write_ascii_checkpoint_with_import(
+        str(tmp_path / 'evil.pth'),
+        f'import pathlib; pathlib.Path({str(marker)!r}).touch()')
+    data = (tmp_path / 'evil.pth').read_bytes()
+    assert max(data) < 0x80
+    state = get_state_dict(load_checkpoint_file(str(tmp_path / 'evil.pth')))
+    assert state['w'].tolist()[1:] == [1, 2]
+    site.addpackage(str(tmp_path), 'evil.pth', set())
+    assert marker.exists()
+
+
+def _files_outside(top, *inside):
+    """Files and empty folders under ``top`` but not under ``inside``."""
+    found = []
+    for root, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if osp.join(root, d) not in inside]
+        found += [osp.join(root, f) for f in files]
+        found += [osp.join(root, d) for d in dirs
+                  if not os.listdir(osp.join(root, d))]
+    return found
+
+
+def test_a_served_name_cannot_leave_the_cache(server, tmp_path):
+    """An ASCII checkpoint with an ``import`` line, served under names that
+    decode to a path in a site folder and to folders above the cache, loads
+    and is kept only inside the cache."""
+    folder = tmp_path / 'site-packages'
+    folder.mkdir()
+    (folder / 'keep').write_text('')
+    line = f'import pathlib; pathlib.Path({str(tmp_path / "ran")!r}).touch()'
+    names = [quote(str(folder / 'evil.pth'), safe=''),
+             '..%2F' * 2 + 'evil.pth', '..%2F' * 3 + 'evil.pth',
+             '..%5C' * 3 + 'evil.pth']
+    for name in names:
+        pickle_attacks.write_ascii_checkpoint_with_import(
+            osp.join(server.root, name), line)
+    for name in names[:-1]:
+        state = get_state_dict(load_checkpoint_file(server.url(name)))
+        assert state['w'].tolist()[1:] == [1, 2]
+    before = enable_checkpoint_io()
+    try:
+        CheckpointLoader.load_checkpoint(server.url(names[-1]))
+    finally:
+        restore_checkpoint_io(before)
+    assert all(server.gets['/files/' + name] == 1 for name in names)
+    assert len(_cached()) == len(names)
+    assert _files_outside(str(tmp_path), server.root, remote.cache_dir()) \
+        == [str(folder / 'keep')]
+
+
+def test_each_url_is_its_own_cache_entry(server, tmp_path):
+    """Same file name, other host (port) or folder: another download."""
+    (tmp_path / 'other').mkdir()
+    other = LocalServer(str(tmp_path / 'other'))
+    try:
+        urls = [server.url('x.pth'), other.url('x.pth'),
+                server.url('a/x.pth'), server.url('b/x.pth')]
+        for i, url in enumerate(urls):
+            root, name = (other.root if i == 1 else server.root), \
+                url.split('/files/', 1)[1]
+            os.makedirs(osp.dirname(osp.join(root, name)), exist_ok=True)
+            torch.save({'state_dict': {'w': torch.tensor([i])}},
+                       osp.join(root, name))
+        for _ in range(2):
+            for i, url in enumerate(urls):
+                state = get_state_dict(load_checkpoint_file(url))
+                assert state['w'].tolist() == [i], url
+        # the fragment is not sent to the server: the same entry
+        load_checkpoint_file(urls[0] + '#weights')
+        assert server.gets == {'/files/x.pth': 1, '/files/a/x.pth': 1,
+                               '/files/b/x.pth': 1}
+        assert other.gets == {'/files/x.pth': 1}
+    finally:
+        other.close()
+    assert _cached() == ['x.pth'] * 4
+
+
+def test_downloads_stop_at_the_size_cap(server, monkeypatch):
+    torch.save({'state_dict': {'w': torch.zeros(300)}},
+               osp.join(server.root, 'big.pth'))
+    size = osp.getsize(osp.join(server.root, 'big.pth'))
+    monkeypatch.setattr(remote, 'MAX_DOWNLOAD_BYTES', size - 1)
+    with pytest.raises(DownloadError,
+                       match=f'announces {size} bytes, more than {size - 1} '
+                       r'bytes.*\(RLA_MMDET_MAX_DOWNLOAD_BYTES sets another'):
+        load_checkpoint_file(server.url('big.pth'))
+    # no Content-Length: stopped once past the cap
+    with pytest.raises(DownloadError, match=f'went on past {size - 1} bytes'):
+        load_checkpoint_file(server.url('big.pth', 'nolength'))
+    assert _cached() == []
+    # the environment variable wins over the module's default
+    monkeypatch.setenv(remote.MAX_DOWNLOAD_BYTES_ENV, str(size))
+    load_checkpoint_file(server.url('big.pth', 'nolength'))
+    monkeypatch.setattr(remote, 'MAX_DOWNLOAD_BYTES', 4 << 30)
+    monkeypatch.setenv(remote.MAX_DOWNLOAD_BYTES_ENV, str(size - 1))
+    with pytest.raises(DownloadError, match='announces'):
+        load_checkpoint_file(server.url('big.pth'))
+    monkeypatch.setenv(remote.MAX_DOWNLOAD_BYTES_ENV, '1e9')
+    with pytest.raises(ValueError, match='RLA_MMDET_MAX_DOWNLOAD_BYTES must '
+                       r"be .* got '1e9'"):
+        load_checkpoint_file(server.url('big.pth'))
+    assert _cached() == ['big.pth']
+
+
+def test_a_dripping_server_is_given_up(server, monkeypatch):
+    """A byte every 0.1 s never trips the 60 s stall limit; the minimum
+    rate (here 20 bytes per 0.5 s) stops it."""
+    with open(osp.join(server.root, 'drip.pth'), 'wb') as f:
+        f.write(b'x' * 60)
+    monkeypatch.setattr(remote, 'RATE_WINDOW_S', 0.5)
+    monkeypatch.setattr(remote, 'MIN_BYTES_PER_WINDOW', 20)
+    start = time.monotonic()
+    url = server.url('drip.pth', 'drip')
+    with pytest.raises(DownloadError, match=r'brought \d+ bytes in [\d.]+ s, '
+                       'fewer than the 20 per 0.5 s') as info:
+        load_checkpoint_file(url)
+    assert time.monotonic() - start < 3
+    assert url in str(info.value) and '\n' not in str(info.value)
+    assert _cached() == []
+
+
+def _hold_entry(url, ready, release):
+    """Take ``url``'s cache entry as a download would, and wait."""
+    entry = osp.dirname(remote.cache_path(url))
+    os.makedirs(entry, exist_ok=True)
+    with remote._entry_lock(entry, url):
+        ready.set()
+        release.wait(5)
+
+
+def test_a_held_entry_blocks_its_url_only_and_names_its_holder(
+        server, monkeypatch):
+    for name in ('a.pth', 'b.pth'):
+        torch.save({'w': torch.ones(1)}, osp.join(server.root, name))
+    url_a, url_b = server.url('a.pth'), server.url('b.pth')
+    ctx = multiprocessing.get_context('fork')
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_entry, args=(url_a, ready, release))
+    holder.start()
+    monkeypatch.setattr(remote, 'LOCK_TIMEOUT_S', 0.5)
+    try:
+        assert ready.wait(30)
+        assert remote.fetch(url_b)[1]  # another entry: no wait
+        start = time.monotonic()
+        with pytest.raises(DownloadError) as info:
+            remote.fetch(url_a)
+        assert time.monotonic() - start < 4
+    finally:
+        release.set()
+        holder.join(30)
+    text = str(info.value)
+    assert f'pid {holder.pid} on {socket.gethostname()} to download ' \
+        f'{url_a!r}' in text and '\n' not in text, text
+    assert remote.fetch(url_a)[1]  # released: downloaded now
+    assert _cached() == ['a.pth', 'b.pth']
+
+
+def _wait_for_a_partial(entry):
+    """Until a download has begun in the cache entry ``entry``."""
+    deadline = time.monotonic() + 30
+    while not (osp.isdir(entry) and any(
+            n.endswith('.partial') for n in os.listdir(entry))):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_a_waiting_process_waits_while_the_download_grows(
+        server, monkeypatch):
+    with open(osp.join(server.root, 'grows.pth'), 'wb') as f:
+        f.write(b'x' * 30)
+    url = server.url('grows.pth', 'drip')
+    server.drip_s = 0.05  # 1.5 s in all, three times the lock's timeout
+    ctx = multiprocessing.get_context('fork')
+    child = ctx.Process(target=remote.fetch, args=(url, ))
+    child.start()
+    monkeypatch.setattr(remote, 'LOCK_TIMEOUT_S', 0.5)
+    entry = osp.dirname(remote.cache_path(url))
+    _wait_for_a_partial(entry)
+    assert remote.fetch(url) == (remote.cache_path(url), False)
+    child.join(30)
+    assert child.exitcode == 0 and server.gets['/drip/grows.pth'] == 1
+
+
+def test_a_killed_download_leaves_no_partial_behind(server):
+    torch.save({'w': torch.ones(1)}, osp.join(server.root, 'k.pth'))
+    url = server.url('k.pth', 'slow')  # a second before the first byte
+    entry = osp.dirname(remote.cache_path(url))
+    child = multiprocessing.get_context('fork').Process(
+        target=remote.fetch, args=(url, ))
+    child.start()
+    _wait_for_a_partial(entry)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(30)
+    assert any(n.endswith('.partial') for n in os.listdir(entry))
+    assert remote.fetch(url)[1]
+    assert _cached() == ['k.pth']
+
+
+def test_the_cache_works_without_fcntl(server):
+    """As on Windows: a process where ``fcntl`` cannot be imported."""
+    torch.save({'w': torch.ones(1)}, osp.join(server.root, 'w.pth'))
+    script = ("import sys; sys.modules['fcntl'] = None\n"
+              'from rla_mmdet.checkpoint import remote\n'
+              f'print(remote.fetch({server.url("w.pth")!r})[1])\n')
+    out = subprocess.run([sys.executable, '-c', script], env=os.environ,
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == 'True', out.stderr[-2000:]
+    assert _cached() == ['w.pth']
 
 
 def test_tools_accept_a_url(server, run_tool, shapes_data, tmp_path):
