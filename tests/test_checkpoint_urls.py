@@ -351,9 +351,21 @@ def test_a_served_name_cannot_leave_the_cache(server, tmp_path):
     finally:
         restore_checkpoint_io(before)
     assert all(server.gets['/files/' + name] == 1 for name in names)
-    assert len(_cached()) == len(names)
     assert _files_outside(str(tmp_path), server.root, remote.cache_dir()) \
         == [str(folder / 'keep')]
+    assert len(_cached()) == len(names)
+
+
+def test_a_link_in_the_cache_is_not_followed(server, tmp_path):
+    torch.save({'w': torch.ones(1)}, osp.join(server.root, 'l.pth'))
+    url = server.url('l.pth')
+    entry = osp.dirname(remote.cache_path(url))
+    os.makedirs(remote.cache_dir())
+    (tmp_path / 'elsewhere').mkdir()
+    os.symlink(str(tmp_path / 'elsewhere'), entry)
+    with pytest.raises(ValueError, match='is a link or holds one'):
+        load_checkpoint_file(url)
+    assert os.listdir(str(tmp_path / 'elsewhere')) == []
 
 
 def test_each_url_is_its_own_cache_entry(server, tmp_path):
@@ -463,11 +475,17 @@ def test_a_held_entry_blocks_its_url_only_and_names_its_holder(
     assert _cached() == ['a.pth', 'b.pth']
 
 
-def _wait_for_a_partial(entry):
-    """Until a download has begun in the cache entry ``entry``."""
+def _partial_files(path):
+    """The temporary files of downloads of the cached file ``path``."""
+    entry, name = osp.split(path)
+    return [n for n in (os.listdir(entry) if osp.isdir(entry) else [])
+            if n.startswith(f'.{name}.') and n.endswith('.partial')]
+
+
+def _wait_for_a_partial(path):
+    """Until a download of the cached file ``path`` has begun."""
     deadline = time.monotonic() + 30
-    while not (osp.isdir(entry) and any(
-            n.endswith('.partial') for n in os.listdir(entry))):
+    while not _partial_files(path):
         assert time.monotonic() < deadline
         time.sleep(0.01)
 
@@ -482,8 +500,7 @@ def test_a_waiting_process_waits_while_the_download_grows(
     child = ctx.Process(target=remote.fetch, args=(url, ))
     child.start()
     monkeypatch.setattr(remote, 'LOCK_TIMEOUT_S', 0.5)
-    entry = osp.dirname(remote.cache_path(url))
-    _wait_for_a_partial(entry)
+    _wait_for_a_partial(remote.cache_path(url))
     assert remote.fetch(url) == (remote.cache_path(url), False)
     child.join(30)
     assert child.exitcode == 0 and server.gets['/drip/grows.pth'] == 1
@@ -492,14 +509,14 @@ def test_a_waiting_process_waits_while_the_download_grows(
 def test_a_killed_download_leaves_no_partial_behind(server):
     torch.save({'w': torch.ones(1)}, osp.join(server.root, 'k.pth'))
     url = server.url('k.pth', 'slow')  # a second before the first byte
-    entry = osp.dirname(remote.cache_path(url))
+    path = remote.cache_path(url)
     child = multiprocessing.get_context('fork').Process(
         target=remote.fetch, args=(url, ))
     child.start()
-    _wait_for_a_partial(entry)
+    _wait_for_a_partial(path)
     os.kill(child.pid, signal.SIGKILL)
     child.join(30)
-    assert any(n.endswith('.partial') for n in os.listdir(entry))
+    assert _partial_files(path)
     assert remote.fetch(url)[1]
     assert _cached() == ['k.pth']
 
