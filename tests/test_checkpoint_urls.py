@@ -296,10 +296,13 @@ def test_a_cache_path_is_a_safe_name_inside_the_cache(tmp_path, monkeypatch,
     assert _SAFE_NAME.match(osp.basename(path)), path
 
 
-@pytest.mark.parametrize('name', ['..', '%2E%2E', '.', '...', ''])
-def test_a_url_without_a_usable_file_name_is_refused(name):
-    with pytest.raises(ValueError, match='does not end in a file name'):
-        remote.cache_path('http://127.0.0.1/zoo/' + name)
+@pytest.mark.parametrize('url,message', [
+    *[('http://127.0.0.1/zoo/' + name, 'does not end in a file name')
+      for name in ('..', '%2E%2E', '.', '...', '')],
+    ('http://[::1/zoo/x.pth', 'is not a valid URL')])
+def test_a_url_without_a_usable_file_name_is_refused(url, message):
+    with pytest.raises(ValueError, match=message):
+        remote.cache_path(url)
 
 
 def test_the_ascii_checkpoint_is_one_site_would_run(tmp_path):

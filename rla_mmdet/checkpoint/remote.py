@@ -191,8 +191,8 @@ def cache_path(url: str) -> str:
             elsewhere (a link in the cache folder).
     """
     folder = cache_dir()
-    key = _url_key(url)
     name = _cache_name(url)
+    key = _url_key(url)
     path = osp.join(folder, key, name)
     if osp.realpath(path) != osp.join(osp.realpath(folder), key, name):
         raise ValueError(
@@ -242,7 +242,11 @@ def expected_sha256(url: str, sha256: Optional[str]) -> Optional[str]:
 
 def _file_name(url: str) -> str:
     """The URL's own file name, percent-decoded (not safe as a path)."""
-    name = posixpath.basename(urllib.parse.urlparse(url).path)
+    try:
+        name = posixpath.basename(urllib.parse.urlsplit(url).path)
+    except ValueError as exc:  # e.g. an unclosed [ in the host
+        raise ValueError(f'checkpoint URL {url!r} is not a valid URL ({exc}); '
+                         'check it.') from None
     if not name:
         raise _no_file_name(url)
     return urllib.parse.unquote(name)
