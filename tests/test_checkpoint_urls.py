@@ -525,11 +525,19 @@ def test_a_killed_download_leaves_no_partial_behind(server):
 
 
 def test_the_cache_works_without_fcntl(server):
-    """As on Windows: a process where ``fcntl`` cannot be imported."""
+    """As on Windows: ``fcntl`` cannot be imported. Only ``remote`` and
+    what it imports are loaded (its packages' ``__init__`` left out, to
+    spare the child mmdet's import)."""
     torch.save({'w': torch.ones(1)}, osp.join(server.root, 'w.pth'))
-    script = ("import sys; sys.modules['fcntl'] = None\n"
-              'from rla_mmdet.checkpoint import remote\n'
-              f'print(remote.fetch({server.url("w.pth")!r})[1])\n')
+    package = osp.dirname(remote.__file__)
+    script = (
+        "import sys, types; sys.modules['fcntl'] = None\n"
+        f'for name, path in [("rla_mmdet", {osp.dirname(package)!r}), '
+        f'("rla_mmdet.checkpoint", {package!r})]:\n'
+        '    sys.modules[name] = types.ModuleType(name)\n'
+        '    sys.modules[name].__path__ = [path]\n'
+        'from rla_mmdet.checkpoint import remote\n'
+        f'print(remote.fetch({server.url("w.pth")!r})[1])\n')
     out = subprocess.run([sys.executable, '-c', script], env=os.environ,
                          capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == 'True', out.stderr[-2000:]
