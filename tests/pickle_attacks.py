@@ -373,3 +373,15 @@ def write_huge_frame(path: str) -> None:
     data = pickle.PROTO + b'\x04' + pickle.FRAME + struct.pack(
         '<Q', 2**63 - 1) + pickle.EMPTY_DICT + pickle.STOP
     write_torch_zip(path, data)
+
+
+def write_storage_over_claim_16m(path: str) -> None:
+    write_storage_over_claim(path, 16 << 20)
+
+
+def write_storage_over_claim_big_endian(path: str) -> None:
+    write_storage_over_claim(path, 16 << 20, 'big')
+
+
+ATTACKS += [('storage_over_claim_16m', None),
+            ('storage_over_claim_big_endian', None)]

@@ -26,7 +26,15 @@ each layer guarantees, in the order they act:
    oldest format), which torch's legacy loader extracts to disk before it
    reads anything, and any other file. This check is this package's, on
    every torch and route.
-2. **The pickle builds values only** (:mod:`.allow_list`): every global
+2. **Storages are filled from the file** (:mod:`.records`): the file is
+   read once, and its sha256, format, records and storages are checked in
+   the bytes that ``torch.load`` then reads. A scan of the pickle that
+   imports and calls nothing checks every persistent id: a storage of a
+   torch storage type on a known device, whose data in the file (its zip
+   record, or its legacy key and element count) holds the bytes the
+   pickle claims; zip records are stored, never compressed, and found
+   where torch's reader finds them.
+3. **The pickle builds values only** (:mod:`.allow_list`): every global
    it names, every call, every ``BUILD`` and every container it fills is
    checked there; nothing outside :data:`~.allow_list.ALLOWED` is
    imported, and what is allowed are constructors of values that check
@@ -44,7 +52,7 @@ each layer guarantees, in the order they act:
      constructors then build the numpy and MMEngine values, and torch's
      own list and checks guard torch's types.
 
-3. **Nothing global changes**: ``import rla_mmdet`` adds nothing to torch's
+4. **Nothing global changes**: ``import rla_mmdet`` adds nothing to torch's
    process-wide ``weights_only`` list, and loading sets the state of no
    class. MMEngine's own ``torch.load`` calls are untouched unless its
    checkpoint IO is switched on (``CheckpointIOHook``, the ``tools/``
@@ -56,7 +64,8 @@ each layer guarantees, in the order they act:
 
 A missing file is a ``FileNotFoundError``, an unsafe one an
 :class:`UnsafeCheckpointError`, a truncated or corrupt one a
-``ValueError``; each names the file.
+``ValueError`` (whatever torch or Python raised while reading it); each
+names the file in one sentence.
 """
 import hashlib
 import io

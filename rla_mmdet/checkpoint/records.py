@@ -32,6 +32,7 @@ import pickle
 import re
 import struct
 import zipfile
+from functools import partial
 from typing import Any, Dict, List, Tuple
 
 import torch
@@ -78,6 +79,7 @@ class Scanner(pickle._Unpickler):  # type: ignore[name-defined]
 
     def __init__(self, file: io.BytesIO) -> None:
         super().__init__(file, encoding='utf-8')  # torch.load's encoding
+        self.source = file
         self.ids: List[Any] = []
 
     def find_class(self, module: str, name: str) -> Symbol:
@@ -130,11 +132,27 @@ class Scanner(pickle._Unpickler):  # type: ignore[name-defined]
         else:
             getattr(target, 'extend' if kind is list else 'update')(items)
 
-    def _refuse_opcode(self) -> None:
-        raise _refuse('a pickle opcode (INST, OBJ or EXT) that torch.save '
-                      'never writes')
+    def _frame(self) -> None:
+        size, = struct.unpack('<Q', self.read(8))
+        if size > len(self.source.getbuffer()) - self.source.tell():
+            raise ValueError('a pickle frame longer than the file')
+        self._unframer.load_frame(size)
+
+    def _inst(self) -> None:  # INST module name: the class is not made
+        self.readline()
+        self.readline()
+        self._obj()
+
+    def _obj(self) -> None:
+        self.pop_mark()
+        self.append(Node())
+
+    def _ext(self, size: int) -> None:  # the registry is not looked up
+        self.read(size)
+        self.append(Node())
 
     for _opcodes, _method in (
+        ((pickle.FRAME, ), _frame),
         ((pickle.REDUCE, ), _call),
         ((pickle.NEWOBJ, ), _newobj),
         ((pickle.NEWOBJ_EX, ), _newobj_ex),
@@ -144,12 +162,15 @@ class Scanner(pickle._Unpickler):  # type: ignore[name-defined]
         ((pickle.SETITEM, ), _setitem),
         ((pickle.SETITEMS, ), _setitems),
         ((pickle.ADDITEMS, ), _additems),
-        ((pickle.INST, pickle.OBJ, pickle.EXT1, pickle.EXT2, pickle.EXT4),
-         _refuse_opcode),
+        ((pickle.INST, ), _inst),
+        ((pickle.OBJ, ), _obj),
     ):
         for _opcode in _opcodes:
             dispatch[_opcode[0]] = _method
-    del _opcodes, _method, _opcode
+    for _opcode, _size in ((pickle.EXT1, 1), (pickle.EXT2, 2),
+                           (pickle.EXT4, 4)):
+        dispatch[_opcode[0]] = partial(_ext, size=_size)
+    del _opcodes, _method, _opcode, _size
 
     def end_of_pickle(self) -> None:
         """Refuse a protocol-4 frame that runs past ``STOP`` (the next
