@@ -32,7 +32,7 @@ import pickle
 import re
 import struct
 import zipfile
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Dict, List, Tuple
 
 import torch
@@ -199,22 +199,18 @@ def is_storage_type(module: Any, name: Any) -> bool:
     return module in ('torch', 'torch.storage') and name in _storage_sizes()
 
 
+@lru_cache(maxsize=None)
 def _storage_sizes() -> Dict[str, int]:
     """``{storage type name: element size}``."""
-    if not _SIZES:
-        _SIZES['UntypedStorage'] = 1
-        for name in dir(torch):
-            if name.endswith('Storage'):
-                try:
-                    dtype = torch.storage._get_dtype_from_pickle_storage_type(
-                        name)
-                except KeyError:
-                    continue
-                _SIZES[name] = torch._utils._element_size(dtype)
-    return _SIZES
-
-
-_SIZES: Dict[str, int] = {}
+    sizes = {'UntypedStorage': 1}
+    for name in dir(torch):
+        if name.endswith('Storage'):
+            try:
+                dtype = torch.storage._get_dtype_from_pickle_storage_type(name)
+            except KeyError:  # Storage, TypedStorage: no dtype of their own
+                continue
+            sizes[name] = torch._utils._element_size(dtype)
+    return sizes
 
 
 def _storage_id(pid: Any, length: int) -> Tuple[str, int]:
