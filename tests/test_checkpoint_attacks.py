@@ -302,7 +302,7 @@ def test_files_of_other_formats_never_reach_torch(tmp_path, monkeypatch):
 
 
 # ------------------------------------------- storages, records, the one read
-def _refused(path, restricted, match='memory that is not in the file'):
+def _refused(path, restricted, match='not what torch.save writes'):
     with pytest.raises(UnsafeCheckpointError, match=match) as info:
         load_checkpoint_file(path, restricted=restricted)
     return str(info.value)

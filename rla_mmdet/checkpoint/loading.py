@@ -340,9 +340,9 @@ def _load_checked(data: bytes, label: str, map_location: Any,
         return _torch_load(io.BytesIO(data), map_location, restricted)
     except records.Unsafe as exc:
         raise _unsafe(
-            label, f'it is made to read memory that is not in the file '
-            f'({exc})', 'it cannot be loaded safely; ask its author for a '
-            'file written by torch.save.') from None
+            label, f'its records or storages are not what torch.save writes '
+            f'({exc}), and torch could read memory outside the file for them',
+            'ask its author for a file written by torch.save.') from None
     except pickle.UnpicklingError as exc:
         if isinstance(exc, Refused) or 'Weights only load failed' in str(
                 exc):

@@ -49,10 +49,6 @@ class Unsafe(Exception):
     in the file, or to be read otherwise by torch than checked here."""
 
 
-def _refuse(what: str) -> Unsafe:
-    return Unsafe(what)
-
-
 # ------------------------------------------------------------ the scan
 class Symbol:
     """A global a pickle names: its module and name, never imported."""
@@ -178,8 +174,8 @@ class Scanner(pickle._Unpickler):  # type: ignore[name-defined]
         unpickler)."""
         frame = getattr(self._unframer, 'current_frame', None)
         if frame is not None and frame.tell() != len(frame.getbuffer()):
-            raise _refuse('a pickle frame that runs past the end of its '
-                          'pickle')
+            raise Unsafe('a pickle frame that runs past the end of its '
+                         'pickle')
 
 
 def scan(file: io.BytesIO) -> Tuple[Any, List[Any]]:
@@ -219,17 +215,17 @@ def _storage_id(pid: Any, length: int) -> Tuple[str, int]:
     refused."""
     if not (type(pid) is tuple and len(pid) == length
             and pid[0] == 'storage'):
-        raise _refuse('a persistent id that is not a storage of torch.save '
-                      "(such as ('module', ...) or a text id)")
+        raise Unsafe('a persistent id that is not a storage of torch.save '
+                     "(such as ('module', ...) or a text id)")
     _, kind, key, location, numel = pid[:5]
     if not (type(kind) is Symbol and is_storage_type(kind.module, kind.name)):
-        raise _refuse('a storage whose type is not a torch storage type')
+        raise Unsafe('a storage whose type is not a torch storage type')
     if not (type(location) is str and _LOCATION.match(location)):
-        raise _refuse(f'a storage on device {_short(location)}: only cpu, '
-                      'cuda and mps storages hold data that can be loaded')
+        raise Unsafe(f'a storage on device {_short(location)}: only cpu, '
+                     'cuda and mps storages hold data that can be loaded')
     if not (type(key) is str and type(numel) is int and numel >= 0):
-        raise _refuse('a storage id whose key or size is not a text and '
-                      'an int')
+        raise Unsafe('a storage id whose key or size is not a text and '
+                     'an int')
     return key, numel * _storage_sizes()[kind.name]
 
 
@@ -240,8 +236,8 @@ def _short(value: Any) -> str:
 
 def _check_fits(key: str, nbytes: int, has: int) -> None:
     if nbytes > has:
-        raise _refuse(f'storage {_short(key)} of {nbytes} bytes whose data '
-                      f'in the file has {has} bytes')
+        raise Unsafe(f'storage {_short(key)} of {nbytes} bytes whose data '
+                     f'in the file has {has} bytes')
 
 
 # ------------------------------------------------------------ zip
@@ -257,12 +253,12 @@ def check_zip(data: bytes) -> None:
         sizes = {info.filename[len(prefix):]: info.file_size
                  for info in infos}
         if sizes.get('byteorder', 0) > 8:
-            raise _refuse('a byteorder record of more than 8 bytes')
+            raise Unsafe('a byteorder record of more than 8 bytes')
         byteorder = archive.read(prefix + 'byteorder') \
             if 'byteorder' in sizes else b'little'
         pickled = archive.read(prefix + 'data.pkl')
     if byteorder not in (b'little', b'big'):
-        raise _refuse('a byteorder record that is neither little nor big')
+        raise Unsafe('a byteorder record that is neither little nor big')
     _, ids = scan(io.BytesIO(pickled))
     for pid in ids:
         key, nbytes = _storage_id(pid, 5)
@@ -277,16 +273,16 @@ def _check_layout(archive: zipfile.ZipFile, infos: List[zipfile.ZipInfo],
     names without regard to case), stored, and inside the file."""
     end = zipfile._EndRecData(io.BytesIO(data))  # what zipfile itself uses
     if not end or archive.start_dir != end[zipfile._ECD_OFFSET]:
-        raise _refuse('a zip archive whose records start elsewhere than '
-                      'its directory says')
+        raise Unsafe('a zip archive whose records start elsewhere than '
+                     'its directory says')
     names = [info.filename.lower() for info in infos]
     if len(set(names)) != len(names):
-        raise _refuse('a zip archive with two records of the same name')
+        raise Unsafe('a zip archive with two records of the same name')
     for info in infos:
         if info.compress_type != zipfile.ZIP_STORED or \
                 info.compress_size != info.file_size:
-            raise _refuse('a compressed zip record (torch.save stores '
-                          'records uncompressed)')
+            raise Unsafe('a compressed zip record (torch.save stores '
+                         'records uncompressed)')
         if info.header_offset + info.file_size > len(data):
             raise ValueError('a zip record reaches past the end of the file')
 
@@ -306,15 +302,15 @@ def check_legacy(data: bytes) -> None:
     _, ids = scan(file)
     keys, more = scan(file)
     if any(more for _, more in head) or more:
-        raise _refuse('a persistent id outside the main pickle')
+        raise Unsafe('a persistent id outside the main pickle')
     if not (type(keys) is list and all(type(k) is str for k in keys)
             and len(set(keys)) == len(keys)):
         raise ValueError('a legacy checkpoint whose storage key list is not '
                          'a list of distinct texts')
     storages = _legacy_storages(ids)
     if set(keys) != set(storages):
-        raise _refuse('a storage that the file never fills, or data for a '
-                      'storage the pickle never names')
+        raise Unsafe('a storage that the file never fills, or data for a '
+                     'storage the pickle never names')
     offset = file.tell()
     for key in keys:
         nbytes, size = storages[key]
@@ -343,11 +339,11 @@ def _legacy_storages(ids: List[Any]) -> Dict[str, Tuple[int, int]]:
         if not (type(view) is tuple and len(view) == 3
                 and type(view[0]) is str
                 and all(type(v) is int and v >= 0 for v in view[1:])):
-            raise _refuse('a storage view that is not (key, offset, size)')
+            raise Unsafe('a storage view that is not (key, offset, size)')
         if (view[1] + view[2]) * size > roots[key][0]:
-            raise _refuse(f'a view of storage {_short(key)} reaching past '
-                          'its end')
+            raise Unsafe(f'a view of storage {_short(key)} reaching past '
+                         'its end')
         views.add(view[0])
     if views & set(roots):
-        raise _refuse('a storage view named like a storage')
+        raise Unsafe('a storage view named like a storage')
     return roots
