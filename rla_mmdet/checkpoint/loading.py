@@ -277,9 +277,10 @@ def load_checkpoint_file(filename: Any,
         return _load_path(target, f'{name!r} ({target!r})', map_location,
                           restricted, sha256)
     path, downloaded = remote.fetch(target, sha256)
-    try:
+    try:  # the hash once more, of the bytes that are loaded
         checkpoint = _load_path(path, f'{name!r} (downloaded to {path!r})',
-                                map_location, restricted, None)
+                                map_location, restricted,
+                                remote.expected_sha256(target, sha256))
     except ValueError:
         if downloaded:  # a file that failed its checks is not kept
             os.remove(path)
