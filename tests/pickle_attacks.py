@@ -337,3 +337,132 @@ def write_ascii_checkpoint_with_import(path: str, line: str) -> None:
                     f.write(data)
                 return
     raise RuntimeError('found no ASCII-only layout')  # pragma: no cover
+# ---- issue 27 files: storages, records, persistent ids ----
+def _storage_pickle(pid: bytes, numel_of_tensor: int = 2,
+                    legacy: bool = False) -> bytes:
+    """``{'state_dict': {}, 'x': <a float tensor of numel_of_tensor
+    elements on the storage that ``pid`` (the opcodes that push the
+    persistent id) names>}``."""
+    p = Program()
+    p.global_('torch._utils', '_rebuild_tensor_v2')
+    rebuild = p.put()
+    p.get(rebuild).op(pickle.MARK)
+    p.op(pid + pickle.BINPERSID)
+    p.int_(0).int_(numel_of_tensor).op(pickle.TUPLE1).int_(1)
+    p.op(pickle.TUPLE1 + pickle.NEWFALSE)
+    p.global_('collections', 'OrderedDict')
+    p.op(pickle.EMPTY_TUPLE + pickle.REDUCE + pickle.TUPLE + pickle.REDUCE)
+    tensor = p.put()
+    _result_dict(p, 'x', tensor)
+    return p.data()
+
+
+def storage_id(kind: Tuple[str, str] = ('torch', 'FloatStorage'),
+               key: str = '0', location: str = 'cpu', numel: int = 2,
+               view: bool = False) -> bytes:
+    """The opcodes of ``('storage', kind, key, location, numel[, None])``
+    (the legacy format's ids have the sixth item, the view)."""
+    p = Program()
+    p.op(pickle.MARK).str_('storage').global_(*kind).str_(key)
+    p.str_(location).op(pickle.BININT + struct.pack('<i', numel))
+    if view:
+        p.op(pickle.NONE)
+    return p.out.getvalue()[2:] + pickle.TUPLE
+
+
+def write_storage_zip(path: str, pid: bytes, record: bytes = b'\0' * 8,
+                      numel_of_tensor: int = 2, byteorder: str = 'little',
+                      compress: int = zipfile.ZIP_STORED) -> None:
+    """A ``torch.save`` zip whose ``data/0`` holds ``record`` and whose
+    pickle puts a tensor on the storage ``pid`` names."""
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_STORED) as archive:
+        archive.writestr('archive/data.pkl',
+                         _storage_pickle(pid, numel_of_tensor))
+        archive.writestr('archive/byteorder', byteorder)
+        archive.writestr('archive/data/0', record, compress_type=compress)
+        archive.writestr('archive/version', '3\n')
+
+
+def write_storage_over_claim(path: str, numel: int = 16,
+                             byteorder: str = 'little') -> None:
+    """A storage that claims ``numel`` floats over a record of 8 bytes,
+    and a tensor over all of them: torch < 2.15 gives a tensor of the
+    heap memory after the record (a crash at 16 M; with ``byteorder``
+    ``big``, a byte swap over that memory)."""
+    write_storage_zip(path, storage_id(numel=numel), b'\x01' * 8, numel,
+                      byteorder)
+
+
+def write_deflated_record(path: str, nbytes: int = 64 << 20) -> None:
+    """A deflated ``data/0`` of ``nbytes`` zeros (a file of ~1/1000 the
+    size)."""
+    write_storage_zip(path, storage_id(numel=nbytes // 4), bytes(nbytes),
+                      2, compress=zipfile.ZIP_DEFLATED)
+
+
+def legacy_file(main: bytes, keys: List[str],
+                data: List[Tuple[int, bytes]]) -> bytes:
+    """A legacy single-pickle file: magic number, protocol, system info,
+    the pickle ``main``, the key list ``keys``, then for each ``(count,
+    bytes)`` of ``data`` an int64 element count and the bytes."""
+    head = b''.join(
+        pickle.dumps(value, protocol=2)
+        for value in (0x1950a86a20f9469cfc6c, 1001, {
+            'protocol_version': 1001,
+            'little_endian': True
+        }))
+    tail = b''.join(struct.pack('<q', count) + raw for count, raw in data)
+    return head + main + pickle.dumps(keys, protocol=2) + tail
+
+
+def write_legacy(path: str, pid: bytes, keys: List[str],
+                 data: List[Tuple[int, bytes]]) -> None:
+    with open(path, 'wb') as f:
+        f.write(legacy_file(_storage_pickle(pid), keys, data))
+
+
+def write_legacy_unlisted_storage(path: str) -> None:
+    """A legacy file whose pickle names storage ``'0'`` and whose key list
+    is empty: torch never fills the storage (a tensor of uninitialised
+    memory)."""
+    write_legacy(path, storage_id(view=True), [], [])
+
+
+def write_legacy_module_id(path: str) -> None:
+    """A legacy persistent id ``('module', obj, '', '')``: torch's legacy
+    loader returns ``obj`` (here the class ``torch.Tensor``) as a value."""
+    p = Program()
+    p.op(pickle.MARK).str_('module').global_('torch', 'Tensor')
+    p.str_('').str_('')
+    with open(path, 'wb') as f:
+        f.write(legacy_file(_storage_pickle(p.out.getvalue()[2:] +
+                                            pickle.TUPLE), [], []))
+
+
+def write_text_persistent_id(path: str) -> None:
+    """A text persistent id (``PERSID``): torch asserts a tuple."""
+    data = _storage_pickle(b'').replace(pickle.BINPERSID,
+                                        pickle.PERSID + b'0\n', 1)
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_STORED) as archive:
+        archive.writestr('archive/data.pkl', data)
+        archive.writestr('archive/data/0', b'\0' * 8)
+        archive.writestr('archive/version', '3\n')
+
+
+def write_huge_frame(path: str) -> None:
+    """A protocol-4 pickle whose ``FRAME`` claims 2**63-1 bytes."""
+    data = pickle.PROTO + b'\x04' + pickle.FRAME + struct.pack(
+        '<Q', 2**63 - 1) + pickle.EMPTY_DICT + pickle.STOP
+    write_torch_zip(path, data)
+
+
+def write_storage_over_claim_16m(path: str) -> None:
+    write_storage_over_claim(path, 16 << 20)
+
+
+def write_storage_over_claim_big_endian(path: str) -> None:
+    write_storage_over_claim(path, 16 << 20, 'big')
+
+
+ATTACKS += [('storage_over_claim_16m', None),
+            ('storage_over_claim_big_endian', None)]

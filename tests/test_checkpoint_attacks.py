@@ -7,10 +7,13 @@ loader with this package's checkpoint IO switched on; a crash shows as
 the process's exit status. The guards are also tested one by one, each on
 a file that only that guard stops.
 """
+import builtins
+import hashlib
 import os
 import pickle
 import subprocess
 import sys
+import zipfile
 from collections import OrderedDict
 
 import numpy as np
@@ -20,7 +23,8 @@ from mmengine.logging import HistoryBuffer
 
 import pickle_attacks as attacks
 from rla_mmdet.checkpoint import (WEIGHTS_ONLY_ENFORCES_ALLOW_LIST,
-                                  UnsafeCheckpointError, load_checkpoint_file)
+                                  UnsafeCheckpointError, load_checkpoint_file,
+                                  records, remote)
 from rla_mmdet.checkpoint.allow_list import NUMPY_KINDS
 
 #: ``restricted=`` of each route of load_checkpoint_file on this torch.
@@ -295,3 +299,153 @@ def test_files_of_other_formats_never_reach_torch(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match='neither a zip archive'):
         load_checkpoint_file(text)
     assert calls == []
+
+
+# ------------------------------------------- storages, records, the one read
+def _refused(path, restricted, match='not what torch.save writes'):
+    with pytest.raises(UnsafeCheckpointError, match=match) as info:
+        load_checkpoint_file(path, restricted=restricted)
+    return str(info.value)
+
+
+@pytest.mark.parametrize('restricted', list(ROUTES.values()),
+                         ids=list(ROUTES))
+def test_storage_is_checked_against_its_record(tmp_path, restricted):
+    """A storage claiming 16 floats over a record of 8 bytes (torch < 2.15
+    gave a tensor of the heap after the record)."""
+    good = tmp_path / 'good.pth'
+    attacks.write_storage_zip(str(good), attacks.storage_id(numel=2),
+                              b'\0' * 8)
+    assert load_checkpoint_file(good, restricted=restricted)['x'].tolist() \
+        == [0.0, 0.0]
+    bad = tmp_path / 'over.pth'
+    attacks.write_storage_over_claim(str(bad), 16)
+    assert 'storage 0 of 64 bytes' in _refused(bad, restricted)
+
+
+@pytest.mark.parametrize('restricted', list(ROUTES.values()),
+                         ids=list(ROUTES))
+@pytest.mark.parametrize('pid, match', [
+    pytest.param(dict(kind=('os', 'FloatStorage')), 'not a torch storage',
+                 id='os.FloatStorage'),
+    pytest.param(dict(location='meta'), 'on device meta', id='meta'),
+    pytest.param(dict(location='hpu'), 'on device hpu', id='hpu'),
+    pytest.param(dict(key='../0'), 'data in the file has -1', id='no-record'),
+])
+def test_storage_ids_outside_torch_save_are_refused(tmp_path, restricted, pid,
+                                                    match):
+    path = tmp_path / 'f.pth'
+    attacks.write_storage_zip(str(path), attacks.storage_id(**pid))
+    _refused(path, restricted, match)
+
+
+def test_storage_names_from_other_modules_are_refused(tmp_path):
+    """torch.load maps any ``*Storage`` global to a storage type before
+    the allow-list sees it; the restricted unpickler refuses it first."""
+    p = attacks.Program().global_('os', 'FloatStorage')
+    value = p.put()
+    attacks._result_dict(p, 'x', value)
+    _save_program(tmp_path / 'f.pth', p)
+    with pytest.raises(UnsafeCheckpointError,
+                       match="only torch's own storage types"):
+        load_checkpoint_file(tmp_path / 'f.pth', restricted=True)
+
+
+@pytest.mark.parametrize('restricted', list(ROUTES.values()),
+                         ids=list(ROUTES))
+def test_legacy_storages_are_filled_from_the_file(tmp_path, restricted):
+    good = tmp_path / 'good.pth'
+    attacks.write_legacy(str(good), attacks.storage_id(view=True), ['0'],
+                         [(2, b'\0' * 8)])
+    assert load_checkpoint_file(good, restricted=restricted)['x'].tolist() \
+        == [0.0, 0.0]
+    torch.save(dict(w=torch.arange(6.).view(2, 3)[:, 1:],
+                    b=torch.ones(2, dtype=torch.int8)), good,
+               _use_new_zipfile_serialization=False)
+    loaded = load_checkpoint_file(good, restricted=restricted)
+    assert loaded['w'].tolist() == [[1., 2.], [4., 5.]]
+    for name, keys, data, match in [
+            ('unlisted', [], [], 'never fills'),
+            ('unnamed', ['0', '1'], [(2, b'\0' * 8)] * 2, 'never names'),
+            ('short', ['0'], [(2, b'\0' * 4)], 'data in the file has 4')]:
+        bad = tmp_path / f'{name}.pth'
+        attacks.write_legacy(str(bad), attacks.storage_id(view=True), keys,
+                             data)
+        _refused(bad, restricted, match)
+    attacks.write_legacy_module_id(str(tmp_path / 'module.pth'))
+    _refused(tmp_path / 'module.pth', restricted, r"\('module', \.\.\.\)")
+
+
+@pytest.mark.parametrize('restricted', list(ROUTES.values()),
+                         ids=list(ROUTES))
+def test_odd_inputs_raise_one_of_the_two_errors(tmp_path, restricted):
+    """What raised OverflowError or AssertionError is a ValueError (or
+    UnsafeCheckpointError, one) with one sentence naming the file."""
+    for name in ('text_persistent_id', 'huge_frame'):
+        path = tmp_path / f'{name}.pth'
+        getattr(attacks, f'write_{name}')(str(path))
+        with pytest.raises(ValueError, match=f"'.*{name}.pth'") as info:
+            load_checkpoint_file(path, restricted=restricted)
+        assert '\n' not in str(info.value)
+    assert 'text id' in _refused(tmp_path / 'text_persistent_id.pth',
+                                 restricted)
+
+
+@pytest.mark.parametrize('restricted', list(ROUTES.values()),
+                         ids=list(ROUTES))
+def test_zip_records_are_read_as_torch_reads_them(tmp_path, restricted,
+                                                  monkeypatch):
+    """Compressed, duplicated or displaced records, and a byteorder that
+    is neither, are refused before torch.load is called."""
+    calls = []
+    monkeypatch.setattr(torch, 'load', lambda *a, **k: calls.append(a))
+    deflated = tmp_path / 'deflated.pth'
+    attacks.write_deflated_record(str(deflated), 1 << 20)
+    assert os.path.getsize(deflated) < 4096
+    _refused(deflated, restricted, 'compressed zip record')
+    odd = tmp_path / 'odd.pth'
+    attacks.write_storage_zip(str(odd), attacks.storage_id(), byteorder='odd')
+    _refused(odd, restricted, 'neither little nor big')
+    twice = tmp_path / 'twice.pth'
+    attacks.write_storage_zip(str(twice), attacks.storage_id(numel=16))
+    with zipfile.ZipFile(twice, 'a') as archive, pytest.warns(
+            UserWarning, match='Duplicate name'):
+        archive.writestr('archive/data/0', bytes(64))
+    _refused(twice, restricted, 'two records of the same name')
+    assert calls == []
+
+
+def test_zip_records_are_where_torch_finds_them(tmp_path):
+    """Python's zipfile reads an archive after other bytes (torch's
+    reader does not): the records are refused unless they start where
+    the archive's directory says."""
+    path = tmp_path / 'f.pth'
+    attacks.write_storage_zip(str(path), attacks.storage_id())
+    records.check_zip(path.read_bytes())
+    with pytest.raises(records.Unsafe, match='start elsewhere'):
+        records.check_zip(b'PK\x03\x04' + bytes(26) + path.read_bytes())
+
+
+def test_the_bytes_checked_are_the_bytes_loaded(tmp_path, monkeypatch):
+    """The file is opened once; replacing it after its sha256 was checked
+    changes nothing that loads."""
+    path, other = tmp_path / 'a.pth', tmp_path / 'b.pth'
+    torch.save(dict(w=torch.zeros(2)), path)
+    torch.save(dict(w=torch.ones(2)), other)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    opened, real_open, real_check = [], builtins.open, remote.check_sha256
+
+    def counting_open(file, *args, **kwargs):
+        opened.append(os.fspath(file) if isinstance(file, (str, os.PathLike))
+                      else file)
+        return real_open(file, *args, **kwargs)
+
+    def check_then_swap(*args):
+        real_check(*args)
+        os.replace(other, path)  # a writer wins the race right here
+
+    monkeypatch.setattr(builtins, 'open', counting_open)
+    monkeypatch.setattr(remote, 'check_sha256', check_then_swap)
+    loaded = load_checkpoint_file(path, sha256=digest)
+    assert loaded['w'].tolist() == [0.0, 0.0]
+    assert opened.count(str(path)) == 1

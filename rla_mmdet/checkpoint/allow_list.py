@@ -52,6 +52,8 @@ import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 
+from .records import is_storage_type
+
 
 class Refused(pickle.UnpicklingError):
     """The pickle asks for something outside the allow-list."""
@@ -522,6 +524,27 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
                           'of checkpoint types')
         return ALLOWED[key]
 
+    def load_global(self) -> None:
+        module = self.readline()[:-1].decode('utf-8')
+        name = self.readline()[:-1].decode('utf-8')
+        self.append(self._global(module, name))
+
+    def load_stack_global(self) -> None:
+        name = self.stack.pop()
+        module = self.stack.pop()
+        self.append(self._global(module, name))
+
+    def _global(self, module: Any, name: Any) -> Any:
+        """``find_class``, after refusing a ``*Storage`` name that is not
+        one of torch's storage types: torch's ``torch.load`` maps such a
+        name from any module to a storage type before ``find_class``."""
+        _check(type(module) is str and type(name) is str,
+               'a global whose module or name is not a text')
+        _check('Storage' not in name or is_storage_type(module, name),
+               f'global {module[:60]}.{name[:60]}: only torch\'s own '
+               'storage types may be named')
+        return self.find_class(module, name)
+
     def _call(self, func: Any, args: Any, kwargs: Any = None) -> Any:
         _check(id(func) in _CALLABLE and type(args) is tuple,
                f'a call of {abbreviate_repr(func)}: only checkpoint '
@@ -596,6 +619,8 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
                       'torch.save never writes')
 
     for _opcodes, _method in (
+        ((pickle.GLOBAL, ), load_global),
+        ((pickle.STACK_GLOBAL, ), load_stack_global),
         ((pickle.REDUCE, ), load_reduce),
         ((pickle.NEWOBJ, ), load_newobj),
         ((pickle.NEWOBJ_EX, ), load_newobj_ex),

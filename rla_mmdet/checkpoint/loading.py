@@ -26,7 +26,15 @@ each layer guarantees, in the order they act:
    oldest format), which torch's legacy loader extracts to disk before it
    reads anything, and any other file. This check is this package's, on
    every torch and route.
-2. **The pickle builds values only** (:mod:`.allow_list`): every global
+2. **Storages are filled from the file** (:mod:`.records`): the file is
+   read once, and its sha256, format, records and storages are checked in
+   the bytes that ``torch.load`` then reads. A scan of the pickle that
+   imports and calls nothing checks every persistent id: a storage of a
+   torch storage type on a known device, whose data in the file (its zip
+   record, or its legacy key and element count) holds the bytes the
+   pickle claims; zip records are stored, never compressed, and found
+   where torch's reader finds them.
+3. **The pickle builds values only** (:mod:`.allow_list`): every global
    it names, every call, every ``BUILD`` and every container it fills is
    checked there; nothing outside :data:`~.allow_list.ALLOWED` is
    imported, and what is allowed are constructors of values that check
@@ -44,7 +52,7 @@ each layer guarantees, in the order they act:
      constructors then build the numpy and MMEngine values, and torch's
      own list and checks guard torch's types.
 
-3. **Nothing global changes**: ``import rla_mmdet`` adds nothing to torch's
+4. **Nothing global changes**: ``import rla_mmdet`` adds nothing to torch's
    process-wide ``weights_only`` list, and loading sets the state of no
    class. MMEngine's own ``torch.load`` calls are untouched unless its
    checkpoint IO is switched on (``CheckpointIOHook``, the ``tools/``
@@ -56,8 +64,11 @@ each layer guarantees, in the order they act:
 
 A missing file is a ``FileNotFoundError``, an unsafe one an
 :class:`UnsafeCheckpointError`, a truncated or corrupt one a
-``ValueError``; each names the file.
+``ValueError`` (whatever torch or Python raised while reading it); each
+names the file in one sentence.
 """
+import hashlib
+import io
 import os
 import os.path as osp
 import pickle
@@ -68,7 +79,7 @@ from typing import Any, BinaryIO, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 
-from . import remote
+from . import records, remote
 from .allow_list import (TORCH_SAFE_GLOBALS, Refused, RestrictedPickleModule,
                          resolve)
 
@@ -266,9 +277,10 @@ def load_checkpoint_file(filename: Any,
         return _load_path(target, f'{name!r} ({target!r})', map_location,
                           restricted, sha256)
     path, downloaded = remote.fetch(target, sha256)
-    try:
+    try:  # the hash once more, of the bytes that are loaded
         checkpoint = _load_path(path, f'{name!r} (downloaded to {path!r})',
-                                map_location, restricted, None)
+                                map_location, restricted,
+                                remote.expected_sha256(target, sha256))
     except ValueError:
         if downloaded:  # a file that failed its checks is not kept
             os.remove(path)
@@ -282,35 +294,56 @@ def load_checkpoint_file(filename: Any,
 def _load_path(path: str, label: str, map_location: Any,
                restricted: Optional[bool],
                sha256: Optional[str]) -> Dict[str, Any]:
-    """:func:`load_checkpoint_file` of a local file; errors name ``label``."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'checkpoint file {label} does not exist; check the path '
-            '(or the init_cfg / load_from / --resume argument that gave it).')
+    """:func:`load_checkpoint_file` of a local file; errors name ``label``.
+
+    The file is opened and read once: its sha256, its format, its records
+    and storages are checked in those bytes, and ``torch.load`` reads the
+    same bytes, so a file changed on disk meanwhile cannot slip in."""
+    data = _read(path, label)
     if sha256 is not None:
-        remote.check_sha256(remote.sha256_of(path),
-                            remote.expected_sha256(path, sha256),
-                            f'checkpoint file {label}')
-    try:
-        file = open(path, 'rb')
-    except OSError as exc:
-        raise _corrupt(label, exc) from None
-    with file:
-        # The format is checked in the open file torch.load reads next.
-        _check_format(file, label)
-        checkpoint = _load_checked(file, label, map_location,
-                                   restricted is not False)
+        remote.check_sha256(
+            hashlib.sha256(data).hexdigest(),
+            remote.expected_sha256(path, sha256), f'checkpoint file {label}')
+    _check_format(io.BytesIO(data), label)
+    checkpoint = _load_checked(data, label, map_location,
+                               restricted is not False)
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f'{label} holds a {type(checkpoint).__name__}, '
                          'not a checkpoint dict of tensors.')
     return checkpoint
 
 
-def _load_checked(file: BinaryIO, label: str, map_location: Any,
-                  restricted: bool) -> Any:
-    """:func:`_torch_load`, its errors reported as one sentence."""
+def _read(path: str, label: str) -> bytes:
+    missing = FileNotFoundError(
+        f'checkpoint file {label} does not exist; check the path '
+        '(or the init_cfg / load_from / --resume argument that gave it).')
+    if not osp.isfile(path):
+        raise missing
     try:
-        return _torch_load(file, map_location, restricted)
+        with open(path, 'rb') as file:
+            return file.read()
+    except FileNotFoundError:
+        raise missing from None
+    except OSError as exc:
+        raise _corrupt(label, exc) from None
+
+
+def _load_checked(data: bytes, label: str, map_location: Any,
+                  restricted: bool) -> Any:
+    """The storages of ``data`` checked against its records, then
+    :func:`_torch_load` of ``data``; every error reported as one
+    sentence."""
+    try:
+        if data[:4] == _ZIP_MAGIC:
+            records.check_zip(data)
+        else:
+            records.check_legacy(data)
+        return _torch_load(io.BytesIO(data), map_location, restricted)
+    except records.Unsafe as exc:
+        raise _unsafe(
+            label, f'its records or storages are not what torch.save writes '
+            f'({exc}), and torch could read memory outside the file for them',
+            'ask its author for a file written by torch.save.') from None
     except pickle.UnpicklingError as exc:
         if isinstance(exc, Refused) or 'Weights only load failed' in str(
                 exc):
@@ -321,19 +354,19 @@ def _load_checked(file: BinaryIO, label: str, map_location: Any,
                 'only load it with torch.load(weights_only=False) if you '
                 f'trust its author. Details: {_first_line(exc)}') from None
         raise _corrupt(label, exc) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError,
-            UnicodeDecodeError, ValueError, KeyError, IndexError,
-            AttributeError, TypeError, MemoryError) as exc:
+    except Exception as exc:  # noqa: B902 (torch's AssertionError too)
         raise _corrupt(label, exc) from None
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    """The line of ``exc``'s message that says why, at most ``limit``
+    characters (a message may quote the file)."""
     text = str(exc).strip()
-    for line in text.splitlines():
-        if 'refused' in line or 'Unsupported global' in line or \
-                'GLOBAL' in line:
-            return line.strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    lines = [line.strip() for line in text.splitlines()]
+    found = [line for line in lines if 'refused' in line or
+             'Unsupported global' in line or 'GLOBAL' in line]
+    line = (found or lines or [type(exc).__name__])[0]
+    return line if len(line) <= limit else line[:limit] + '...'
 
 
 def _corrupt(label: str, exc: BaseException) -> ValueError:
