@@ -295,3 +295,154 @@ def test_files_of_other_formats_never_reach_torch(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match='neither a zip archive'):
         load_checkpoint_file(text)
     assert calls == []
+
+
+# ------------------------------------ issue 27: cost, views, values only
+_LOAD_BOUNDED = '''
+import resource, sys, time
+from rla_mmdet.checkpoint import load_checkpoint_file
+# The address space this process has now, plus 384 MiB: a load that
+# materialises a repeated view (>= 512 MiB) or a value with 2**60 paths
+# fails instead of taking the machine.
+with open('/proc/self/statm') as f:
+    now = int(f.read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (now + 384 * 2**20, ) * 2)
+routes = eval(sys.argv[1])
+for path in sys.argv[2:]:
+    for route, restricted in routes.items():
+        start = time.perf_counter()
+        try:
+            load_checkpoint_file(path, restricted=restricted)
+            outcome = 'LOADED -'
+        except Exception as exc:
+            outcome = f'REFUSED {type(exc).__name__} {len(str(exc))}'
+        seconds = time.perf_counter() - start
+        print(path.rsplit('/', 1)[-1], route, outcome, f'{seconds:.2f}',
+              flush=True)
+'''
+
+
+def _load_bounded(paths) -> dict:
+    """Load each of ``paths`` on every route in one fresh process whose
+    memory is capped; ``{(file name, route): (outcome, exception, message
+    length, seconds)}``."""
+    out = subprocess.run(
+        [sys.executable, '-c', _LOAD_BOUNDED,
+         repr(ROUTES)] + [str(p) for p in paths],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:]
+    results = {}
+    for line in out.stdout.splitlines():
+        name, route, outcome, exc, length, seconds = line.split()
+        results[name, route] = (outcome, exc, length, float(seconds))
+    assert len(results) == len(paths) * len(ROUTES), out.stdout[-3000:]
+    return results
+
+
+def test_small_files_cost_little_to_load_or_refuse(tmp_path):
+    """Each object is visited once, messages are built only on refusal
+    and describe values in a few hundred characters, and a view larger
+    than its storage is refused without being materialised: each file
+    below is loaded or refused in well under a second, in 384 MiB."""
+    files = {
+        # 2**60 paths through 61 shared lists and tuples: loads.
+        'dag.pth': (lambda p: attacks.write_shared_dag(p), 'LOADED'),
+        # The same handed to torch.Size: refused, with a short message.
+        'dag_size.pth': (
+            lambda p: attacks.write_shared_dag(p, wrap='torch.Size'),
+            'REFUSED'),
+        # 2**28 float16 elements (512 MiB) over 2 bytes.
+        'view28.pth':
+        (lambda p: attacks.write_repeated_view(p, (2**28, )), 'REFUSED'),
+        # 2**30 elements in 30 dimensions over 2 bytes.
+        'view2x30.pth':
+        (lambda p: attacks.write_repeated_view(p, (2, ) * 30), 'REFUSED'),
+    }
+    for name, (write, _) in files.items():
+        write(str(tmp_path / name))
+        assert os.path.getsize(tmp_path / name) < 2000
+    results = _load_bounded([tmp_path / name for name in files])
+    for (name, route), (outcome, exc, length, seconds) in results.items():
+        expected = files[name][1]
+        assert outcome == expected, (name, route, outcome, exc)
+        if outcome == 'REFUSED':
+            assert exc == 'UnsafeCheckpointError', (name, route, exc)
+            assert int(length) < 800, (name, route, length)
+        assert seconds < 3, (name, route, seconds)
+
+
+@pytest.mark.parametrize('restricted', list(ROUTES.values()),
+                         ids=list(ROUTES))
+def test_repeated_views_are_refused_on_every_route(tmp_path, restricted):
+    path = tmp_path / 'view.pth'
+    attacks.write_repeated_view(str(path), (4, 3), dtype='float32')
+    with pytest.raises(UnsafeCheckpointError,
+                       match='more elements than its storage of 4 bytes'):
+        load_checkpoint_file(path, restricted=restricted)
+    # A view inside its storage (a slice of a larger tensor) loads.
+    torch.save({'w': torch.arange(12.).view(3, 4)[1:, ::2]}, path)
+    loaded = load_checkpoint_file(path, restricted=restricted)['w']
+    assert loaded.tolist() == [[4., 6.], [8., 10.]]
+
+
+def test_refusal_messages_stay_short_for_huge_values(tmp_path):
+    p = attacks.Program()
+    p.global_('torch', 'Size')
+    p.op(pickle.MARK).str_('x' * 2**20).op(pickle.TUPLE + pickle.TUPLE1)
+    p.op(pickle.REDUCE)
+    _save_program(tmp_path / 'size.pth', p)
+    with pytest.raises(UnsafeCheckpointError,
+                       match=r"refused torch.Size \('xxx") as refusal:
+        load_checkpoint_file(tmp_path / 'size.pth', restricted=True)
+    assert len(str(refusal.value)) < 800
+
+
+_NOT_VALUES = [
+    ('torch', 'Tensor'),
+    ('torch', 'UntypedStorage'),
+    ('torch._utils', '_rebuild_tensor_v2'),
+    ('collections', 'OrderedDict'),
+    ('__builtin__', 'set'),
+    ('numpy', 'ndarray'),
+    ('mmengine.logging.history_buffer', 'HistoryBuffer'),
+]
+
+
+@pytest.mark.parametrize('where', ['value', 'key', 'tuple', 'metadata'])
+@pytest.mark.parametrize('restricted', list(ROUTES.values()),
+                         ids=list(ROUTES))
+def test_classes_and_functions_are_not_values(tmp_path, restricted, where):
+    """A global the pickle names but never calls (a class, a function, a
+    constructor of the allow-list, a marker) is refused wherever it ends
+    up; torch's weights_only unpickler returns such globals as they are."""
+    for module, name in _NOT_VALUES:
+        path = tmp_path / f'{name}.pth'
+        attacks.write_global_as_value(str(path), module, name, where)
+        with pytest.raises(UnsafeCheckpointError,
+                           match='in the loaded checkpoint|Unsupported '
+                           'global|not on the allow-list'):
+            load_checkpoint_file(path, restricted=restricted)
+
+
+@pytest.mark.parametrize('restricted', list(ROUTES.values()),
+                         ids=list(ROUTES))
+@pytest.mark.parametrize('name', ['U2', 'M8[s]', 'S3', 'V4'])
+def test_numpy_dtypes_outside_the_plain_kinds_are_refused(
+        tmp_path, restricted, name):
+    path = tmp_path / 'dtype.pth'
+    attacks.write_numpy_dtype(str(path), name)
+    with pytest.raises(UnsafeCheckpointError, match='plain numeric dtypes'):
+        load_checkpoint_file(path, restricted=restricted)
+    attacks.write_numpy_dtype(str(path), 'f4')
+    dtype, array = load_checkpoint_file(path, restricted=restricted)['x']
+    assert dtype == np.dtype('f4') and array.dtype == dtype
+
+
+@pytest.mark.parametrize('restricted', list(ROUTES.values()),
+                         ids=list(ROUTES))
+def test_a_number_beyond_a_float_is_refused(tmp_path, restricted):
+    path = tmp_path / 'complex.pth'
+    attacks.write_huge_complex(str(path))
+    with pytest.raises(ValueError, match=r"complex.pth'.*(large|overflow)"):
+        load_checkpoint_file(path, restricted=restricted)

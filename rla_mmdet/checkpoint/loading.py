@@ -323,7 +323,7 @@ def _load_checked(file: BinaryIO, label: str, map_location: Any,
         raise _corrupt(label, exc) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError,
             UnicodeDecodeError, ValueError, KeyError, IndexError,
-            AttributeError, TypeError, MemoryError) as exc:
+            AttributeError, TypeError, MemoryError, OverflowError) as exc:
         raise _corrupt(label, exc) from None
 
 
