@@ -318,8 +318,13 @@ def write_global_as_value(path: str, module: str, name: str,
 
 
 def _plain(p: Program, value) -> None:
-    """Push ``value``: None, a bool, an int, a str or a tuple of these."""
-    if isinstance(value, tuple):
+    """Push ``value``: None, a bool, an int, a str, bytes, an empty dict or
+    a tuple of these."""
+    if value == {}:
+        p.op(pickle.EMPTY_DICT)
+    elif isinstance(value, bytes):
+        p.bytes_(value)
+    elif isinstance(value, tuple):
         p.op(pickle.MARK)
         for item in value:
             _plain(p, item)
@@ -333,15 +338,22 @@ def _plain(p: Program, value) -> None:
         p.str_(value)
 
 
-def write_numpy_dtype(path: str, name: str) -> None:
+#: The name under which torch's own unpickler (restricted=False) is given
+#: the allow-list's numpy dtype placeholder.
+NUMPY_DTYPE_PLACEHOLDER = 'rla_mmdet.checkpoint.allow_list.NumpyDType'
+
+
+def write_numpy_dtype(path: str, name: str, via: str = 'numpy.dtype') -> None:
     """``numpy.dtype(name)`` as numpy pickles it (its ``__reduce__``),
-    then ``(the dtype, an array of it)``."""
+    then ``(the dtype, an array of it)``. ``via`` names what the pickle
+    calls with the dtype's name: ``numpy.dtype`` or
+    :data:`NUMPY_DTYPE_PLACEHOLDER` (with the name only)."""
     core = 'numpy._core' if int(np.__version__.split('.')[0]) >= 2 \
         else 'numpy.core'
     _, args, state = np.dtype(name).__reduce__()
     p = Program()
-    p.global_('numpy', 'dtype')
-    _plain(p, args)
+    p.global_(*via.rsplit('.', 1))
+    _plain(p, args if via == 'numpy.dtype' else args[:1])
     p.op(pickle.REDUCE)
     _plain(p, state)
     p.op(pickle.BUILD)

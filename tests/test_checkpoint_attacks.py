@@ -313,7 +313,7 @@ for path in sys.argv[2:]:
         start = time.perf_counter()
         try:
             load_checkpoint_file(path, restricted=restricted)
-            outcome = 'LOADED -'
+            outcome = 'LOADED - -'
         except Exception as exc:
             outcome = f'REFUSED {type(exc).__name__} {len(str(exc))}'
         seconds = time.perf_counter() - start
@@ -406,6 +406,7 @@ _NOT_VALUES = [
     ('__builtin__', 'set'),
     ('numpy', 'ndarray'),
     ('mmengine.logging.history_buffer', 'HistoryBuffer'),
+    ('rla_mmdet.checkpoint.allow_list', 'NumpyArray'),
 ]
 
 
@@ -421,22 +422,29 @@ def test_classes_and_functions_are_not_values(tmp_path, restricted, where):
         attacks.write_global_as_value(str(path), module, name, where)
         with pytest.raises(UnsafeCheckpointError,
                            match='in the loaded checkpoint|Unsupported '
-                           'global|not on the allow-list'):
+                           'global|not on the allow-list|dict key'):
             load_checkpoint_file(path, restricted=restricted)
 
 
 @pytest.mark.parametrize('restricted', list(ROUTES.values()),
                          ids=list(ROUTES))
-@pytest.mark.parametrize('name', ['U2', 'M8[s]', 'S3', 'V4'])
+@pytest.mark.parametrize('via', ['numpy.dtype',
+                                 attacks.NUMPY_DTYPE_PLACEHOLDER])
 def test_numpy_dtypes_outside_the_plain_kinds_are_refused(
-        tmp_path, restricted, name):
+        tmp_path, restricted, via):
+    """Whether the pickle calls numpy.dtype or the allow-list's dtype
+    placeholder (a name torch's unpickler is given), only the plain
+    numeric kinds load."""
     path = tmp_path / 'dtype.pth'
-    attacks.write_numpy_dtype(str(path), name)
-    with pytest.raises(UnsafeCheckpointError, match='plain numeric dtypes'):
-        load_checkpoint_file(path, restricted=restricted)
-    attacks.write_numpy_dtype(str(path), 'f4')
-    dtype, array = load_checkpoint_file(path, restricted=restricted)['x']
-    assert dtype == np.dtype('f4') and array.dtype == dtype
+    for name in ['U2', 'M8[s]', 'S3', 'V4', 'O']:
+        attacks.write_numpy_dtype(str(path), name, via)
+        with pytest.raises(UnsafeCheckpointError,
+                           match='plain numeric dtypes|not on the allow'):
+            load_checkpoint_file(path, restricted=restricted)
+    if via == 'numpy.dtype':
+        attacks.write_numpy_dtype(str(path), 'f4', via)
+        dtype, array = load_checkpoint_file(path, restricted=restricted)['x']
+        assert dtype == np.dtype('f4') and array.dtype == dtype
 
 
 @pytest.mark.parametrize('restricted', list(ROUTES.values()),

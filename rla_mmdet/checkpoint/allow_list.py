@@ -181,8 +181,7 @@ def _check_ints(values: Any, what: str) -> Tuple[int, ...]:
     _check(
         isinstance(values, (tuple, list, torch.Size))
         and all(_is_int(v) and 0 <= v <= _MAX_INT for v in values),
-        '{} {}: expected a tuple of non-negative int64 values', what,
-        values)
+        what + ' {}: expected a tuple of non-negative int64 values', values)
     return tuple(values)
 
 
@@ -238,14 +237,14 @@ def _check_storage_extent(storage: Any, offset: Any, size: Any, stride: Any,
     size = _check_ints(size, 'tensor size')
     stride = _check_ints(stride, 'tensor stride')
     _check(len(size) == len(stride), 'size {} with stride {}', size, stride)
-    nbytes = _storage_nbytes(storage)
-    _check_view_size(_nbytes(size, itemsize, nbytes), nbytes)
     if 0 in size:
         return
+    nbytes = _storage_nbytes(storage)
     last = offset + sum((n - 1) * s for n, s in zip(size, stride))
     _check((last + 1) * itemsize <= nbytes,
            'a tensor of size {}, stride {} and offset {} reaching past its '
            'storage of {} bytes', size, stride, offset, nbytes)
+    _check_view_size(_nbytes(size, itemsize, nbytes), nbytes)
 
 
 def _itemsize(dtype: Any) -> int:
@@ -328,11 +327,31 @@ def _rebuild_from_type_v2(func, new_type, args, state):
 
 
 # ------------------------------------------------------------ containers
+#: What a dict key or a set item may be: values whose hash costs little,
+#: and flat tuples of them (a tuple's hash is not cached: a key of tuples
+#: that share tuples would cost 2**depth to hash).
+_KEY_TYPES = frozenset({
+    type(None), bool, int, float, complex, str, bytes, torch.dtype,
+    torch.device
+})
+
+
+def _check_keys(keys: Iterable) -> None:
+    for key in keys:
+        _check(
+            type(key) in _KEY_TYPES or (type(key) is tuple and all(
+                type(k) in _KEY_TYPES for k in key)),
+            'a dict key or set item {}: keys are numbers, strings, bytes '
+            'or flat tuples of these', key)
+
+
 def _ordered_dict(*args):
     _check(
         not args or (len(args) == 1 and type(args[0]) is list and all(
             type(p) in (tuple, list) and len(p) == 2 for p in args[0])),
         'OrderedDict arguments')
+    if args:
+        _check_keys(p[0] for p in args[0])
     return OrderedDict(*args)
 
 
@@ -343,6 +362,8 @@ def _from_one(cls: type, arg_type: type) -> Callable:
     def build(*args):
         _check(not args or (len(args) == 1 and type(args[0]) is arg_type),
                '{} arguments', cls)
+        if args:
+            _check_keys(args[0])
         return cls(*args)
 
     build.__name__ = f'_{cls.__name__.lower()}'
@@ -440,25 +461,27 @@ class Placeholder:
 
 
 class NumpyDType(Placeholder):
-    """A numpy dtype of :data:`NUMPY_KINDS`; ``BUILD`` may only restate
+    """A numpy dtype of :data:`NUMPY_KINDS` (checked here too: torch's
+    unpickler may call this class by its name); ``BUILD`` may only restate
     its own state."""
 
     def __init__(self, name: str) -> None:
+        _check(
+            type(name) is str and name in NUMPY_KINDS,
+            'numpy dtype {}: only plain numeric dtypes (' + _KIND_NAMES +
+            ') may be loaded', name)
         self.value = np.dtype(name)
 
     def __setstate__(self, state: Any) -> None:
-        _check(state == self.value.__reduce__()[2],
+        _check(state == self.get().__reduce__()[2],
                'numpy dtype state {} for {}: only the plain state of the '
                'dtype is taken', state, self.value)
 
 
 def _numpy_dtype(name, align=False, copy=True):
     """``numpy.dtype`` (how numpy pickles a dtype)."""
-    _check(
-        type(name) is str and name in NUMPY_KINDS and type(align) is bool
-        and type(copy) is bool,
-        'numpy dtype {}: only plain numeric dtypes (' + _KIND_NAMES +
-        ') may be loaded', name)
+    _check(type(align) is bool and type(copy) is bool,
+           'numpy dtype arguments {}', (name, align, copy))
     return NumpyDType(name)
 
 
@@ -713,17 +736,22 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
     def load_setitem(self) -> None:
         value = self.stack.pop()
         key = self.stack.pop()
-        self._target(_DICTS, 'SETITEM')[key] = value
+        target = self._target(_DICTS, 'SETITEM')
+        _check_keys((key, ))
+        target[key] = value
 
     def load_setitems(self) -> None:
         items = self.pop_mark()
         target = self._target(_DICTS, 'SETITEMS')
+        _check_keys(items[0::2])
         for i in range(0, len(items), 2):
             target[items[i]] = items[i + 1]
 
     def load_additems(self) -> None:
         items = self.pop_mark()
-        self._target(_SETS, 'ADDITEMS').update(items)
+        target = self._target(_SETS, 'ADDITEMS')
+        _check_keys(items)
+        target.update(items)
 
     def _refuse_opcode(self) -> None:
         raise Refused('refused a pickle opcode (INST, OBJ or EXT) that '
