@@ -257,27 +257,31 @@ def victim_file(directory: str) -> str:
 
 
 # ---- issue 27 values: costs, stride-0 views, things that are not values ----
-def write_shared_dag(path: str, depth: int = 60, wrap: str = '') -> None:
+def write_shared_dag(path: str, depth: int = 60, use: str = 'value') -> None:
     """``{'x': level[depth]}`` where each level is a tuple (even levels) or
-    a list (odd levels) holding the level below twice: a file of a few
-    hundred bytes whose value has 2**depth paths. ``wrap='torch.Size'``
-    hands the top level to ``torch.Size`` instead (refused, with a message
-    about the value)."""
+    a list (odd levels) holding the level below twice: a file of under
+    1 KB whose value has 2**depth paths. ``use='torch.Size'`` hands the
+    top level to ``torch.Size`` (refused, with a message about the value);
+    ``use='key'`` makes a tuple of tuples only and uses it as a dict key
+    (``{top: 1}``), which costs 2**depth to hash."""
     p = Program()
-    if wrap:
-        p.global_(*wrap.rsplit('.', 1))
+    if use == 'torch.Size':
+        p.global_('torch', 'Size')
         size = p.put()
-    p.op(pickle.EMPTY_LIST)
+    p.op(pickle.EMPTY_TUPLE)
     below = p.put()
     for level in range(depth):
-        if level % 2:
+        if level % 2 and use != 'key':
             p.op(pickle.EMPTY_LIST + pickle.MARK).get(below).get(below)
             p.op(pickle.APPENDS)
         else:
             p.get(below).get(below).op(pickle.TUPLE2)
         below = p.put()
-    if wrap:
+    if use == 'torch.Size':
         p.call(size, below)
+        below = p.put()
+    elif use == 'key':
+        p.op(pickle.EMPTY_DICT).get(below).int_(1).op(pickle.SETITEM)
         below = p.put()
     _result_dict(p, 'x', below)
     write_torch_zip(path, p.data())
