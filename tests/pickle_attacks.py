@@ -262,8 +262,8 @@ def write_shared_dag(path: str, depth: int = 60, use: str = 'value') -> None:
     a list (odd levels) holding the level below twice: a file of under
     1 KB whose value has 2**depth paths. ``use='torch.Size'`` hands the
     top level to ``torch.Size`` (refused, with a message about the value);
-    ``use='key'`` makes a tuple of tuples only and uses it as a dict key
-    (``{top: 1}``), which costs 2**depth to hash."""
+    ``use='tuples'`` makes every level a tuple, and ``use='key'`` uses
+    those as a dict key (``{top: 1}``), which costs 2**depth to hash."""
     p = Program()
     if use == 'torch.Size':
         p.global_('torch', 'Size')
@@ -271,7 +271,7 @@ def write_shared_dag(path: str, depth: int = 60, use: str = 'value') -> None:
     p.op(pickle.EMPTY_TUPLE)
     below = p.put()
     for level in range(depth):
-        if level % 2 and use != 'key':
+        if level % 2 and use in ('value', 'torch.Size'):
             p.op(pickle.EMPTY_LIST + pickle.MARK).get(below).get(below)
             p.op(pickle.APPENDS)
         else:

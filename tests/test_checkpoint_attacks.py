@@ -348,6 +348,9 @@ def test_small_files_cost_little_to_load_or_refuse(tmp_path):
     files = {
         # 2**60 paths through 61 shared lists and tuples: loads.
         'dag.pth': (lambda p: attacks.write_shared_dag(p), 'LOADED'),
+        # The same of tuples only: loads.
+        'dag_tuples.pth':
+        (lambda p: attacks.write_shared_dag(p, use='tuples'), 'LOADED'),
         # The same handed to torch.Size: refused, with a short message.
         'dag_size.pth': (
             lambda p: attacks.write_shared_dag(p, use='torch.Size'),
