@@ -466,3 +466,132 @@ def write_storage_over_claim_big_endian(path: str) -> None:
 
 ATTACKS += [('storage_over_claim_16m', None),
             ('storage_over_claim_big_endian', None)]
+# ---- issue 27 values: costs, stride-0 views, things that are not values ----
+def write_shared_dag(path: str, depth: int = 60, use: str = 'value') -> None:
+    """``{'x': level[depth]}`` where each level is a tuple (even levels) or
+    a list (odd levels) holding the level below twice: a file of under
+    1 KB whose value has 2**depth paths. ``use='torch.Size'`` hands the
+    top level to ``torch.Size`` (refused, with a message about the value);
+    ``use='tuples'`` makes every level a tuple, and ``use='key'`` uses
+    those as a dict key (``{top: 1}``), which costs 2**depth to hash."""
+    p = Program()
+    if use == 'torch.Size':
+        p.global_('torch', 'Size')
+        size = p.put()
+    p.op(pickle.EMPTY_TUPLE)
+    below = p.put()
+    for level in range(depth):
+        if level % 2 and use in ('value', 'torch.Size'):
+            p.op(pickle.EMPTY_LIST + pickle.MARK).get(below).get(below)
+            p.op(pickle.APPENDS)
+        else:
+            p.get(below).get(below).op(pickle.TUPLE2)
+        below = p.put()
+    if use == 'torch.Size':
+        p.call(size, below)
+        below = p.put()
+    elif use == 'key':
+        p.op(pickle.EMPTY_DICT).get(below).int_(1).op(pickle.SETITEM)
+        below = p.put()
+    _result_dict(p, 'x', below)
+    write_torch_zip(path, p.data())
+
+
+def write_repeated_view(path: str, shape: Tuple[int, ...],
+                        dtype: str = 'float16') -> None:
+    """A tensor of ``shape`` whose strides are all 0, over a storage of one
+    element (``torch.save`` keeps such a view as it is): a file of under
+    1 KB that stands for ``prod(shape)`` elements."""
+    import torch
+    one = torch.zeros((1, ) * len(shape), dtype=getattr(torch, dtype))
+    torch.save({'state_dict': {'w': one.expand(*shape)}}, path)
+
+
+def write_global_as_value(path: str, module: str, name: str,
+                          where: str = 'value') -> None:
+    """A checkpoint holding the global ``module.name`` itself (a class, a
+    function, a marker) rather than anything it builds: as a dict value,
+    a dict key, inside a tuple, or as an ``OrderedDict``'s ``_metadata``
+    (what ``BUILD`` may set on a ``state_dict``)."""
+    p = Program()
+    if where == 'metadata':
+        p.global_('collections', 'OrderedDict')
+        p.op(pickle.EMPTY_TUPLE + pickle.REDUCE)
+        p.op(pickle.EMPTY_DICT).str_('_metadata').global_(module, name)
+        p.op(pickle.SETITEM + pickle.BUILD)
+    elif where == 'key':
+        p.op(pickle.EMPTY_DICT).global_(module, name).int_(1)
+        p.op(pickle.SETITEM)
+    elif where == 'tuple':
+        p.int_(1).global_(module, name).op(pickle.TUPLE2)
+    else:
+        p.global_(module, name)
+    value = p.put()
+    _result_dict(p, 'x', value)
+    write_torch_zip(path, p.data())
+
+
+def _plain(p: Program, value) -> None:
+    """Push ``value``: None, a bool, an int, a str, bytes, an empty dict or
+    a tuple of these."""
+    if value == {}:
+        p.op(pickle.EMPTY_DICT)
+    elif isinstance(value, bytes):
+        p.bytes_(value)
+    elif isinstance(value, tuple):
+        p.op(pickle.MARK)
+        for item in value:
+            _plain(p, item)
+        p.op(pickle.TUPLE)
+    elif value is None or isinstance(value, bool):
+        p.op({None: pickle.NONE, False: pickle.NEWFALSE,
+              True: pickle.NEWTRUE}[value])
+    elif isinstance(value, int):
+        p.int_(value)
+    else:
+        p.str_(value)
+
+
+#: The name under which torch's own unpickler (restricted=False) is given
+#: the allow-list's numpy dtype placeholder.
+NUMPY_DTYPE_PLACEHOLDER = 'rla_mmdet.checkpoint.allow_list.NumpyDType'
+
+
+def write_numpy_dtype(path: str, name: str, via: str = 'numpy.dtype') -> None:
+    """``numpy.dtype(name)`` as numpy pickles it (its ``__reduce__``),
+    then ``(the dtype, an array of it)``. ``via`` names what the pickle
+    calls with the dtype's name: ``numpy.dtype`` or
+    :data:`NUMPY_DTYPE_PLACEHOLDER` (with the name only)."""
+    core = 'numpy._core' if int(np.__version__.split('.')[0]) >= 2 \
+        else 'numpy.core'
+    _, args, state = np.dtype(name).__reduce__()
+    p = Program()
+    p.global_(*via.rsplit('.', 1))
+    _plain(p, args if via == 'numpy.dtype' else args[:1])
+    p.op(pickle.REDUCE)
+    _plain(p, state)
+    p.op(pickle.BUILD)
+    dtype = p.put()
+    p.global_(f'{core}.multiarray', '_reconstruct')
+    p.global_('numpy', 'ndarray').int_(0).op(pickle.TUPLE1)
+    p.bytes_(b'b').op(pickle.TUPLE3 + pickle.REDUCE)
+    p.op(pickle.MARK).int_(1).int_(1).op(pickle.TUPLE1).get(dtype)
+    p.op(pickle.NEWFALSE).bytes_(b'\x41' * np.dtype(name).itemsize)
+    p.op(pickle.TUPLE + pickle.BUILD)
+    array = p.put()
+    p.get(dtype).get(array).op(pickle.TUPLE2)
+    both = p.put()
+    _result_dict(p, 'x', both)
+    write_torch_zip(path, p.data())
+
+
+def write_huge_complex(path: str) -> None:
+    """``complex(10**400)``: an int beyond the range of a float."""
+    p = Program()
+    p.global_('__builtin__', 'complex')
+    data = (10**400).to_bytes(167, 'little', signed=True)
+    p.op(pickle.LONG1 + bytes([len(data)]) + data)
+    p.op(pickle.TUPLE1 + pickle.REDUCE)
+    value = p.put()
+    _result_dict(p, 'x', value)
+    write_torch_zip(path, p.data())

@@ -391,6 +391,99 @@ def test_odd_inputs_raise_one_of_the_two_errors(tmp_path, restricted):
                                  restricted)
 
 
+# ------------------------------------ issue 27: cost, views, values only
+_LOAD_BOUNDED = '''
+import resource, sys, time
+from rla_mmdet.checkpoint import load_checkpoint_file
+# The address space this process has now, plus 384 MiB: a load that
+# materialises a repeated view (>= 512 MiB) or a value with 2**60 paths
+# fails instead of taking the machine.
+with open('/proc/self/statm') as f:
+    now = int(f.read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (now + 384 * 2**20, ) * 2)
+routes = eval(sys.argv[1])
+for path in sys.argv[2:]:
+    for route, restricted in routes.items():
+        start = time.perf_counter()
+        try:
+            load_checkpoint_file(path, restricted=restricted)
+            outcome = 'LOADED - -'
+        except Exception as exc:
+            outcome = f'REFUSED {type(exc).__name__} {len(str(exc))}'
+        seconds = time.perf_counter() - start
+        print(path.rsplit('/', 1)[-1], route, outcome, f'{seconds:.2f}',
+              flush=True)
+'''
+
+
+def _load_bounded(paths, routes=ROUTES) -> dict:
+    """Load each of ``paths`` on each of ``routes`` in one fresh process
+    whose memory is capped; ``{(file name, route): (outcome, exception,
+    message length, seconds)}``."""
+    out = subprocess.run(
+        [sys.executable, '-c', _LOAD_BOUNDED,
+         repr(routes)] + [str(p) for p in paths],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:]
+    results = {}
+    for line in out.stdout.splitlines():
+        name, route, outcome, exc, length, seconds = line.split()
+        results[name, route] = (outcome, exc, length, float(seconds))
+    assert len(results) == len(paths) * len(routes), out.stdout[-3000:]
+    return results
+
+
+def test_small_files_cost_little_to_load_or_refuse(tmp_path):
+    """Each object is visited once, messages are built only on refusal
+    and describe values in a few hundred characters, and a view larger
+    than its storage is refused without being materialised: each file
+    below is loaded or refused in well under a second, in 384 MiB."""
+    files = {
+        # 2**60 paths through 61 shared lists and tuples: loads.
+        'dag.pth': (lambda p: attacks.write_shared_dag(p), 'LOADED'),
+        # The same of tuples only: loads.
+        'dag_tuples.pth':
+        (lambda p: attacks.write_shared_dag(p, use='tuples'), 'LOADED'),
+        # The same handed to torch.Size: refused, with a short message.
+        'dag_size.pth': (
+            lambda p: attacks.write_shared_dag(p, use='torch.Size'),
+            'REFUSED'),
+        # 2**28 float16 elements (512 MiB) over 2 bytes.
+        'view28.pth':
+        (lambda p: attacks.write_repeated_view(p, (2**28, )), 'REFUSED'),
+        # 2**30 elements in 30 dimensions over 2 bytes.
+        'view2x30.pth':
+        (lambda p: attacks.write_repeated_view(p, (2, ) * 30), 'REFUSED'),
+    }
+    for name, (write, _) in files.items():
+        write(str(tmp_path / name))
+        assert os.path.getsize(tmp_path / name) < 2000
+    results = _load_bounded([tmp_path / name for name in files])
+    for (name, route), (outcome, exc, length, seconds) in results.items():
+        expected = files[name][1]
+        assert outcome == expected, (name, route, outcome, exc)
+        if outcome == 'REFUSED':
+            assert exc == 'UnsafeCheckpointError', (name, route, exc)
+            assert int(length) < 800, (name, route, length)
+        assert seconds < 3, (name, route, seconds)
+
+
+def test_a_key_that_costs_2_to_the_depth_to_hash_is_refused(tmp_path):
+    """A dict key or set item is a number, string, bytes or a flat tuple
+    of these: a tuple of shared tuples (whose hash Python recomputes
+    through every path) is refused before it is hashed. torch's own
+    weights_only unpickler (restricted=False) hashes it while unpickling,
+    before this package sees it: that route is left out here."""
+    path = tmp_path / 'dag_key.pth'
+    attacks.write_shared_dag(str(path), use='key')
+    routes = {k: v for k, v in ROUTES.items() if v is not False}
+    results = _load_bounded([path], routes)
+    for (_, route), (outcome, exc, _, seconds) in results.items():
+        assert (outcome, exc) == ('REFUSED', 'UnsafeCheckpointError'), route
+        assert seconds < 3, (route, seconds)
+
+
 @pytest.mark.parametrize('restricted', list(ROUTES.values()),
                          ids=list(ROUTES))
 def test_zip_records_are_read_as_torch_reads_them(tmp_path, restricted,
@@ -449,3 +542,87 @@ def test_the_bytes_checked_are_the_bytes_loaded(tmp_path, monkeypatch):
     loaded = load_checkpoint_file(path, sha256=digest)
     assert loaded['w'].tolist() == [0.0, 0.0]
     assert opened.count(str(path)) == 1
+
+
+@pytest.mark.parametrize('restricted', list(ROUTES.values()),
+                         ids=list(ROUTES))
+def test_repeated_views_are_refused_on_every_route(tmp_path, restricted):
+    path = tmp_path / 'view.pth'
+    attacks.write_repeated_view(str(path), (4, 3), dtype='float32')
+    with pytest.raises(UnsafeCheckpointError,
+                       match='more elements than its storage of 4 bytes'):
+        load_checkpoint_file(path, restricted=restricted)
+    # A view inside its storage (a slice of a larger tensor) loads.
+    torch.save({'w': torch.arange(12.).view(3, 4)[1:, ::2]}, path)
+    loaded = load_checkpoint_file(path, restricted=restricted)['w']
+    assert loaded.tolist() == [[4., 6.], [8., 10.]]
+
+
+def test_refusal_messages_stay_short_for_huge_values(tmp_path):
+    p = attacks.Program()
+    p.global_('torch', 'Size')
+    p.op(pickle.MARK).str_('x' * 2**20).op(pickle.TUPLE + pickle.TUPLE1)
+    p.op(pickle.REDUCE)
+    _save_program(tmp_path / 'size.pth', p)
+    with pytest.raises(UnsafeCheckpointError,
+                       match=r"refused torch.Size \('xxx") as refusal:
+        load_checkpoint_file(tmp_path / 'size.pth', restricted=True)
+    assert len(str(refusal.value)) < 800
+
+
+_NOT_VALUES = [
+    ('torch', 'Tensor'),
+    ('torch', 'UntypedStorage'),
+    ('torch._utils', '_rebuild_tensor_v2'),
+    ('collections', 'OrderedDict'),
+    ('__builtin__', 'set'),
+    ('numpy', 'ndarray'),
+    ('mmengine.logging.history_buffer', 'HistoryBuffer'),
+    ('rla_mmdet.checkpoint.allow_list', 'NumpyArray'),
+]
+
+
+@pytest.mark.parametrize('where', ['value', 'key', 'tuple', 'metadata'])
+@pytest.mark.parametrize('restricted', list(ROUTES.values()),
+                         ids=list(ROUTES))
+def test_classes_and_functions_are_not_values(tmp_path, restricted, where):
+    """A global the pickle names but never calls (a class, a function, a
+    constructor of the allow-list, a marker) is refused wherever it ends
+    up; torch's weights_only unpickler returns such globals as they are."""
+    for module, name in _NOT_VALUES:
+        path = tmp_path / f'{name}.pth'
+        attacks.write_global_as_value(str(path), module, name, where)
+        with pytest.raises(UnsafeCheckpointError,
+                           match='in the loaded checkpoint|Unsupported '
+                           'global|not on the allow-list|dict key'):
+            load_checkpoint_file(path, restricted=restricted)
+
+
+@pytest.mark.parametrize('restricted', list(ROUTES.values()),
+                         ids=list(ROUTES))
+@pytest.mark.parametrize('via', ['numpy.dtype',
+                                 attacks.NUMPY_DTYPE_PLACEHOLDER])
+def test_numpy_dtypes_outside_the_plain_kinds_are_refused(
+        tmp_path, restricted, via):
+    """Whether the pickle calls numpy.dtype or the allow-list's dtype
+    placeholder (a name torch's unpickler is given), only the plain
+    numeric kinds load."""
+    path = tmp_path / 'dtype.pth'
+    for name in ['U2', 'M8[s]', 'S3', 'V4', 'O']:
+        attacks.write_numpy_dtype(str(path), name, via)
+        with pytest.raises(UnsafeCheckpointError,
+                           match='plain numeric dtypes|not on the allow'):
+            load_checkpoint_file(path, restricted=restricted)
+    if via == 'numpy.dtype':
+        attacks.write_numpy_dtype(str(path), 'f4', via)
+        dtype, array = load_checkpoint_file(path, restricted=restricted)['x']
+        assert dtype == np.dtype('f4') and array.dtype == dtype
+
+
+@pytest.mark.parametrize('restricted', list(ROUTES.values()),
+                         ids=list(ROUTES))
+def test_a_number_beyond_a_float_is_refused(tmp_path, restricted):
+    path = tmp_path / 'complex.pth'
+    attacks.write_huge_complex(str(path))
+    with pytest.raises(ValueError, match=r"complex.pth'.*(large|overflow)"):
+        load_checkpoint_file(path, restricted=restricted)

@@ -13,8 +13,10 @@ holds values and constructors of values, each written here:
   constructors, which checks the types of every argument before it builds
   anything (:func:`_constructor`);
 - the tensor rebuild functions are torch's own, called by a constructor
-  after the storage, offset, sizes, strides (within the storage), flags and
-  backward hooks (none) were checked; ``torch._tensor._rebuild_from_type_v2``
+  after the storage, offset, sizes, strides (within the storage, and no
+  more elements than it holds: a stride-0 view of two bytes could
+  otherwise stand for gigabytes), flags and backward hooks (none) were
+  checked; ``torch._tensor._rebuild_from_type_v2``
   only takes one of these constructors as its function, and only
   ``torch.Tensor`` / ``torch.nn.Parameter`` as its type;
 - numpy values come from plain numeric dtypes (:data:`NUMPY_KINDS`) built
@@ -39,14 +41,33 @@ The same constructors serve torch's own ``weights_only`` unpickler
 list and checks guard torch's types. Values that a pickle builds in
 several steps (numpy arrays, dtypes, ``HistoryBuffer``) are placeholders
 until :func:`resolve` replaces them in the loaded checkpoint.
+
+What either unpickler returns is then checked as a whole, on both routes
+(:func:`check_values`): it may hold only values (tensors and
+``Parameter`` s no larger than their storage, ``None``, numbers,
+strings, bytes, ``slice``, ``torch.Size`` / ``device`` / ``dtype``,
+numpy values of :data:`NUMPY_KINDS`, ``HistoryBuffer`` and the usual
+containers of these). A global that a pickle names but never calls (a
+class, a function, one of this module's constructors or markers) is
+refused wherever it ends up, and so are numpy values of other dtypes
+that torch's own unpickler builds.
+
+The cost of a load is linear in the size of the pickle: each object is
+visited once however many others share it (a few hundred bytes can name
+a value with 2**60 paths), and a refusal's message is built only when
+refusing, from bounded descriptions (:func:`describe`: a few items, two
+levels, tensors by dtype and shape) that never call a value's
+``__repr__``.
 """
 import _compat_pickle
 import io
-import math
 import pickle
+import reprlib
 from collections import Counter, OrderedDict
 from functools import lru_cache
-from typing import Any, Callable, Dict, List, Tuple
+from itertools import islice
+from types import BuiltinFunctionType, FunctionType
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -60,21 +81,125 @@ class Refused(pickle.UnpicklingError):
 
 
 # ------------------------------------------------------------ checks
-def _check(ok: bool, what: str) -> None:
+class _Describe(reprlib.Repr):
+    """Bounded descriptions of values from a file, for refusal messages.
+
+    Python's own scalars, strings and containers are shown as
+    :mod:`reprlib` shows them (a few items, two levels, strings and bytes
+    cut); tensors and numpy values by type, dtype and shape; classes and
+    functions by name; anything else by its type's name. No value's own
+    ``__repr__`` runs, nothing is sorted or materialised, and a large int
+    is shown by its size: each description costs a few hundred characters
+    whatever the value.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 2
+        self.maxstring = self.maxother = self.maxlong = 80
+        self.maxtuple = self.maxlist = self.maxdict = 4
+        self.maxset = self.maxfrozenset = 4
+
+    def repr1(self, x: Any, level: int) -> str:
+        kind = type(x)
+        if kind in (str, tuple, list):  # reprlib's own, bounded
+            return super().repr1(x, level)
+        if kind in (type(None), bool, float, complex, torch.dtype,
+                    torch.device, _Marker):
+            return repr(x)
+        if kind is int:
+            bits = x.bit_length()
+            return repr(x) if bits <= 64 else f'<an int of {bits} bits>'
+        if kind in (bytes, bytearray):
+            more = self.fillvalue if len(x) > self.maxstring else ''
+            return repr(x[:self.maxstring]) + more
+        if kind in (dict, OrderedDict, Counter):
+            return self._firsts(
+                (_Pair(k, v) for k, v in x.items()), level, '{', '}')
+        if kind is set:
+            return self._firsts(x, level, '{', '}')
+        if kind is frozenset:
+            return self._firsts(x, level, 'frozenset({', '})')
+        if kind is slice:
+            return self._firsts((x.start, x.stop, x.step), level, 'slice(',
+                                ')')
+        if kind is torch.Size:
+            return self._firsts(x, level, 'torch.Size([', '])')
+        if kind is _Pair:
+            return f'{self.repr1(x.key, level)}: {self.repr1(x.value, level)}'
+        return self.repr_instance(x, level)
+
+    def _firsts(self, items: Iterable, level: int, left: str,
+                right: str) -> str:
+        """``items`` shown as reprlib shows a list, taking no more of them
+        than it shows (one more says that there are more)."""
+        firsts = list(islice(items, self.maxlist + 1))
+        return self._repr_iterable(firsts, level, left, right, self.maxlist)
+
+    def repr_instance(self, x: Any, level: int) -> str:
+        if isinstance(x, torch.Tensor):
+            return (f'<a {type(x).__name__} of dtype {x.dtype} and shape '
+                    f'{self.repr1(x.shape, 1)}>')
+        if isinstance(x, (np.ndarray, np.generic)):
+            return (f'<a numpy {type(x).__name__} of dtype '
+                    f'{self.repr1(x.dtype.str, level)}>')
+        if isinstance(x, np.dtype):
+            return f'<the numpy dtype {self.repr1(x.str, level)}>'
+        if isinstance(x, (type, FunctionType, BuiltinFunctionType)):
+            name = f'{x.__module__}.{x.__qualname__}'
+            what = 'class' if isinstance(x, type) else 'function'
+            return f'<the {what} {self.repr1(name, level)}>'
+        return f'<a {type(x).__module__}.{type(x).__qualname__}>'
+
+
+class _Pair:
+    """A dict item, as :class:`_Describe` shows it."""
+
+    def __init__(self, key: Any, value: Any) -> None:
+        self.key, self.value = key, value
+
+
+describe = _Describe().repr
+
+
+def _check(ok: bool, what: str, *values: Any) -> None:
+    """Refuse unless ``ok``. The message is ``what`` with its ``{}``
+    fields filled by :func:`describe` of ``values``, built only here, on
+    refusal: a check costs nothing for its message, and a message stays
+    short whatever the values."""
     if not ok:
-        raise Refused(f'refused {what}')
+        raise Refused('refused ' + what.format(*map(describe, values)))
 
 
 def _is_int(value: Any) -> bool:
     return type(value) is int
 
 
+#: The largest size or stride taken (torch's and numpy's are int64).
+_MAX_INT = 2**63 - 1
+
+
 def _check_ints(values: Any, what: str) -> Tuple[int, ...]:
     _check(
         isinstance(values, (tuple, list, torch.Size))
-        and all(_is_int(v) and v >= 0 for v in values),
-        f'{what} {values!r}: expected a tuple of non-negative ints')
+        and all(_is_int(v) and 0 <= v <= _MAX_INT for v in values),
+        what + ' {}: expected a tuple of non-negative int64 values', values)
     return tuple(values)
+
+
+def _nbytes(shape: Tuple[int, ...], itemsize: int,
+            limit: int) -> Optional[int]:
+    """The bytes of an array of ``shape``, or ``None`` where they exceed
+    ``limit`` (the product stops there: a long shape of large sizes costs
+    no big-int products)."""
+    if 0 in shape:
+        return 0
+    total = itemsize
+    for n in shape:
+        total *= n
+        if total > limit:
+            return None
+    return total
 
 
 def _check_no_hooks(hooks: Any) -> None:
@@ -84,41 +209,48 @@ def _check_no_hooks(hooks: Any) -> None:
 
 def _check_plain_state(state: Any, what: str) -> None:
     _check(state is None or (type(state) in (dict, OrderedDict) and not state),
-           f'state {abbreviate_repr(state)} for {what}: a checkpoint '
-           'tensor has no attributes')
-
-
-def abbreviate_repr(value: Any, n: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= n else text[:n] + '...'
+           'state {} for {}: a checkpoint tensor has no attributes', state,
+           what)
 
 
 # ------------------------------------------------------------ tensors
+def _storage_nbytes(storage: Any) -> int:
+    return getattr(storage, '_untyped_storage', storage).nbytes()
+
+
+def _check_view_size(numel_bytes: Optional[int], nbytes: int) -> None:
+    _check(
+        numel_bytes is not None, 'a tensor with more elements than its '
+        'storage of {} bytes holds (a view that repeats its data, such as '
+        'stride 0): a state_dict holds none', nbytes)
+
+
 def _check_storage_extent(storage: Any, offset: Any, size: Any, stride: Any,
                           itemsize: int) -> None:
     """The tensor lies inside its storage (``set_`` would otherwise grow
-    the storage or read past it)."""
+    the storage or read past it), and has no more elements than it (a
+    stride-0 view of a few bytes could otherwise stand for gigabytes)."""
     _check(
         isinstance(storage,
                    (torch.storage.TypedStorage, torch.UntypedStorage)),
-        f'a tensor on {type(storage).__name__}: expected a storage of the '
-        'file')
-    _check(_is_int(offset) and offset >= 0,
-           f'storage offset {offset!r}: expected an int >= 0')
+        'a tensor on {}: expected a storage of the file', storage)
+    _check(_is_int(offset) and 0 <= offset <= _MAX_INT,
+           'storage offset {}: expected an int64 >= 0', offset)
     size = _check_ints(size, 'tensor size')
     stride = _check_ints(stride, 'tensor stride')
-    _check(len(size) == len(stride), f'size {size} with stride {stride}')
+    _check(len(size) == len(stride), 'size {} with stride {}', size, stride)
     if 0 in size:
         return
+    nbytes = _storage_nbytes(storage)
     last = offset + sum((n - 1) * s for n, s in zip(size, stride))
-    nbytes = getattr(storage, '_untyped_storage', storage).nbytes()
     _check((last + 1) * itemsize <= nbytes,
-           f'a tensor of size {size}, stride {stride} and offset {offset} '
-           f'reaching past its storage of {nbytes} bytes')
+           'a tensor of size {}, stride {} and offset {} reaching past its '
+           'storage of {} bytes', size, stride, offset, nbytes)
+    _check_view_size(_nbytes(size, itemsize, nbytes), nbytes)
 
 
 def _itemsize(dtype: Any) -> int:
-    _check(isinstance(dtype, torch.dtype), f'tensor dtype {dtype!r}')
+    _check(isinstance(dtype, torch.dtype), 'tensor dtype {}', dtype)
     return _element_size(dtype)
 
 
@@ -136,13 +268,13 @@ def _rebuild_tensor(storage, offset, size, stride):
 
 
 def _check_flags(requires_grad: Any, hooks: Any, metadata: Any) -> None:
-    _check(type(requires_grad) is bool, f'requires_grad={requires_grad!r}')
+    _check(type(requires_grad) is bool, 'requires_grad={}', requires_grad)
     _check_no_hooks(hooks)
     _check(
         metadata is None or (type(metadata) is dict and all(
             type(k) is str and type(v) is bool
             for k, v in metadata.items())),
-        f'tensor metadata {abbreviate_repr(metadata)}')
+        'tensor metadata {}', metadata)
 
 
 def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks,
@@ -173,7 +305,7 @@ def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks,
 
 def _rebuild_parameter(data, requires_grad, hooks):
     """``torch._utils._rebuild_parameter``."""
-    _check(type(data) is torch.Tensor, f'parameter data {type(data)}')
+    _check(type(data) is torch.Tensor, 'parameter data {}', data)
     _check_flags(requires_grad, hooks, None)
     return torch._utils._rebuild_parameter(data, requires_grad,
                                            OrderedDict())
@@ -187,21 +319,41 @@ def _rebuild_from_type_v2(func, new_type, args, state):
     """``torch._tensor._rebuild_from_type_v2``, whose ``func`` may only be
     one of the tensor constructors above."""
     _check(func in _TENSOR_REBUILDERS,
-           f'_rebuild_from_type_v2 calling {abbreviate_repr(func)}: only '
-           'tensor rebuild functions may be called')
+           '_rebuild_from_type_v2 calling {}: only tensor rebuild functions '
+           'may be called', func)
     _check(new_type in (torch.Tensor, torch.nn.Parameter),
-           f'_rebuild_from_type_v2 to {abbreviate_repr(new_type)}')
+           '_rebuild_from_type_v2 to {}', new_type)
     _check(type(args) is tuple, '_rebuild_from_type_v2 arguments')
     _check_plain_state(state, new_type.__name__)
     return torch._tensor._rebuild_from_type_v2(func, new_type, args, {})
 
 
 # ------------------------------------------------------------ containers
+#: What a dict key or a set item may be: values whose hash costs little,
+#: and flat tuples of them (a tuple's hash is not cached: a key of tuples
+#: that share tuples would cost 2**depth to hash).
+_KEY_TYPES = frozenset({
+    type(None), bool, int, float, complex, str, bytes, torch.dtype,
+    torch.device
+})
+
+
+def _check_keys(keys: Iterable) -> None:
+    for key in keys:
+        _check(
+            type(key) in _KEY_TYPES or (type(key) is tuple and all(
+                type(k) in _KEY_TYPES for k in key)),
+            'a dict key or set item {}: keys are numbers, strings, bytes '
+            'or flat tuples of these', key)
+
+
 def _ordered_dict(*args):
     _check(
         not args or (len(args) == 1 and type(args[0]) is list and all(
             type(p) in (tuple, list) and len(p) == 2 for p in args[0])),
         'OrderedDict arguments')
+    if args:
+        _check_keys(p[0] for p in args[0])
     return OrderedDict(*args)
 
 
@@ -211,7 +363,9 @@ def _from_one(cls: type, arg_type: type) -> Callable:
 
     def build(*args):
         _check(not args or (len(args) == 1 and type(args[0]) is arg_type),
-               f'{cls.__name__} arguments')
+               '{} arguments', cls)
+        if args:
+            _check_keys(args[0])
         return cls(*args)
 
     build.__name__ = f'_{cls.__name__.lower()}'
@@ -229,7 +383,10 @@ def _number(value: Any) -> bool:
 
 def _complex(*args):
     _check(len(args) <= 2 and all(map(_number, args)), 'complex arguments')
-    return complex(*args)
+    try:
+        return complex(*args)
+    except OverflowError:  # an int beyond the range of a float
+        _check(False, 'complex{}: a number too large for a float', args)
 
 
 def _slice(*args):
@@ -242,7 +399,7 @@ def _slice(*args):
 def _encode(text, encoding='utf-8'):
     """``_codecs.encode``: how protocol 2 writes ``bytes``."""
     _check(type(text) is str and encoding in ('latin1', 'latin-1'),
-           f'_codecs.encode of {type(text).__name__} with {encoding!r}')
+           '_codecs.encode of {} with {}', text, encoding)
     return text.encode('latin1')
 
 
@@ -274,6 +431,7 @@ NUMPY_KINDS = frozenset({
     'b1', 'i1', 'i2', 'i4', 'i8', 'u1', 'u2', 'u4', 'u8', 'f2', 'f4', 'f8',
     'c8', 'c16'
 })
+_KIND_NAMES = ', '.join(sorted(NUMPY_KINDS))
 
 
 class _Marker:
@@ -300,35 +458,37 @@ class Placeholder:
 
     def get(self) -> Any:
         _check('value' in self.__dict__,
-               f'{type(self).__name__} that the pickle never completed')
+               '{} that the pickle never completed', type(self))
         return self.value
 
 
 class NumpyDType(Placeholder):
-    """A numpy dtype of :data:`NUMPY_KINDS`; ``BUILD`` may only restate
+    """A numpy dtype of :data:`NUMPY_KINDS` (checked here too: torch's
+    unpickler may call this class by its name); ``BUILD`` may only restate
     its own state."""
 
     def __init__(self, name: str) -> None:
+        _check(
+            type(name) is str and name in NUMPY_KINDS,
+            'numpy dtype {}: only plain numeric dtypes (' + _KIND_NAMES +
+            ') may be loaded', name)
         self.value = np.dtype(name)
 
     def __setstate__(self, state: Any) -> None:
-        _check(state == self.value.__reduce__()[2],
-               f'numpy dtype state {abbreviate_repr(state)} for '
-               f'{self.value}: only the plain state of the dtype is taken')
+        _check(state == self.get().__reduce__()[2],
+               'numpy dtype state {} for {}: only the plain state of the '
+               'dtype is taken', state, self.value)
 
 
 def _numpy_dtype(name, align=False, copy=True):
     """``numpy.dtype`` (how numpy pickles a dtype)."""
-    _check(
-        type(name) is str and name in NUMPY_KINDS and type(align) is bool
-        and type(copy) is bool,
-        f'numpy dtype {abbreviate_repr(name)}: only plain numeric dtypes '
-        f'({", ".join(sorted(NUMPY_KINDS))}) may be loaded')
+    _check(type(align) is bool and type(copy) is bool,
+           'numpy dtype arguments {}', (name, align, copy))
     return NumpyDType(name)
 
 
 def _plain_dtype(dtype: Any) -> np.dtype:
-    _check(isinstance(dtype, NumpyDType), f'numpy dtype {dtype!r}')
+    _check(isinstance(dtype, NumpyDType), 'numpy dtype {}', dtype)
     return dtype.get()
 
 
@@ -336,8 +496,7 @@ def _numpy_scalar(dtype, raw):
     """``numpy.core.multiarray.scalar``: a numpy scalar from its bytes."""
     dtype = _plain_dtype(dtype)
     _check(type(raw) is bytes and len(raw) == dtype.itemsize,
-           f'{len(raw) if type(raw) is bytes else type(raw)} bytes for a '
-           f'numpy {dtype} scalar')
+           '{} as the bytes of a numpy {} scalar', raw, dtype)
     return np.frombuffer(raw, dtype)[0]
 
 
@@ -347,15 +506,16 @@ class NumpyArray(Placeholder):
 
     def __setstate__(self, state: Any) -> None:
         _check(type(state) is tuple and len(state) == 5 and state[0] == 1,
-               f'numpy array state {abbreviate_repr(state)}')
+               'numpy array state {}', state)
         _, shape, dtype, fortran, raw = state
         shape = _check_ints(shape, 'numpy array shape')
         dtype = _plain_dtype(dtype)
         _check(type(fortran) is bool, 'numpy array order')
         _check(
             type(raw) is bytes
-            and len(raw) == math.prod(shape) * dtype.itemsize,
-            f'numpy array data for shape {shape} and dtype {dtype}')
+            and len(raw) == _nbytes(shape, dtype.itemsize, len(raw)),
+            'numpy array data {} for shape {} and dtype {}', raw, shape,
+            dtype)
         self.value = np.frombuffer(
             raw, dtype).reshape(shape, order='F' if fortran else 'C').copy(
                 order='K')
@@ -365,7 +525,7 @@ def _reconstruct(subtype, shape, typecode):
     """``numpy.core.multiarray._reconstruct``: an empty array that the
     pickle then fills through ``BUILD``."""
     _check(subtype is _NDARRAY and shape == (0, ) and typecode == b'b',
-           f'numpy _reconstruct{abbreviate_repr((subtype, shape, typecode))}')
+           'numpy _reconstruct{}', (subtype, shape, typecode))
     return NumpyArray()
 
 
@@ -388,11 +548,10 @@ class HistoryBufferState(Placeholder):
         _check(
             type(state) is dict and all(k in state for k in self.KEYS)
             and set(state) <= set(self.KEYS) | {'statistics_methods'},
-            f'HistoryBuffer state with keys {abbreviate_repr(list(state))}'
-            if type(state) is dict else 'HistoryBuffer state')
+            'HistoryBuffer state {}', state)
         max_length = state['max_length']
         _check(_is_int(max_length) and max_length > 0,
-               f'HistoryBuffer max_length {max_length!r}')
+               'HistoryBuffer max_length {}', max_length)
         log, count = (_plain_array(state[k], k) for k in self.KEYS[1:])
         _check(log.shape == count.shape,
                'HistoryBuffer histories of different lengths')
@@ -407,9 +566,9 @@ class HistoryBufferState(Placeholder):
 
 
 def _plain_array(value: Any, what: str) -> np.ndarray:
-    _check(isinstance(value, NumpyArray), f'HistoryBuffer {what}')
+    _check(isinstance(value, NumpyArray), 'HistoryBuffer {}', what)
     array = value.get()
-    _check(array.ndim == 1, f'HistoryBuffer {what} of shape {array.shape}')
+    _check(array.ndim == 1, 'HistoryBuffer {} of shape {}', what, array.shape)
     return array
 
 
@@ -419,8 +578,8 @@ def _statistic_name(owner, name):
     nothing."""
     _check(owner is HistoryBufferState and type(name) is str
            and name.isidentifier() and not name.startswith('__'),
-           f'getattr({abbreviate_repr(owner)}, {abbreviate_repr(name)}): '
-           'only the name of a HistoryBuffer statistics method may be given')
+           'getattr({}, {}): only the name of a HistoryBuffer statistics '
+           'method may be given', owner, name)
     return StatisticName(name)
 
 
@@ -520,8 +679,8 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
                 module = _compat_pickle.IMPORT_MAPPING[module]
         key = f'{module}.{name}'
         if key not in ALLOWED:
-            raise Refused(f'refused global {key}: it is not on the allow-list '
-                          'of checkpoint types')
+            _check(False, 'global {}: it is not on the allow-list of '
+                   'checkpoint types', key)
         return ALLOWED[key]
 
     def load_global(self) -> None:
@@ -547,8 +706,8 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
 
     def _call(self, func: Any, args: Any, kwargs: Any = None) -> Any:
         _check(id(func) in _CALLABLE and type(args) is tuple,
-               f'a call of {abbreviate_repr(func)}: only checkpoint '
-               'constructors may be called')
+               'a call of {}: only checkpoint constructors may be called',
+               func)
         _check(not kwargs, 'keyword arguments')
         return func(*args)
 
@@ -569,8 +728,7 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
 
     def _new(self, cls: Any, args: Any, kwargs: Any) -> None:
         _check(cls in _NEWOBJ and args == () and not kwargs,
-               f'creating {abbreviate_repr(cls)} with '
-               f'{abbreviate_repr((args, kwargs))}')
+               'creating {} with {} and {}', cls, args, kwargs)
         self.append(cls())
 
     def load_build(self) -> None:
@@ -582,13 +740,12 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         _check(
             type(inst) is OrderedDict and type(state) is dict and all(
                 type(k) is str and not k.startswith('__') for k in state),
-            f'setting the state of a {type(inst).__name__}')
+            'setting the state of {}', inst)
         inst.__dict__.update(state)
 
     def _target(self, types: tuple, opcode: str) -> Any:
         target = self.stack[-1]
-        _check(type(target) in types,
-               f'{opcode} on a {type(target).__name__}')
+        _check(type(target) in types, '{} on {}', opcode, target)
         return target
 
     def load_append(self) -> None:
@@ -602,17 +759,22 @@ class RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
     def load_setitem(self) -> None:
         value = self.stack.pop()
         key = self.stack.pop()
-        self._target(_DICTS, 'SETITEM')[key] = value
+        target = self._target(_DICTS, 'SETITEM')
+        _check_keys((key, ))
+        target[key] = value
 
     def load_setitems(self) -> None:
         items = self.pop_mark()
         target = self._target(_DICTS, 'SETITEMS')
+        _check_keys(items[0::2])
         for i in range(0, len(items), 2):
             target[items[i]] = items[i + 1]
 
     def load_additems(self) -> None:
         items = self.pop_mark()
-        self._target(_SETS, 'ADDITEMS').update(items)
+        target = self._target(_SETS, 'ADDITEMS')
+        _check_keys(items)
+        target.update(items)
 
     def _refuse_opcode(self) -> None:
         raise Refused('refused a pickle opcode (INST, OBJ or EXT) that '
@@ -654,39 +816,121 @@ class RestrictedPickleModule:
 
 
 # ------------------------------------------------------------ resolving
+_CONTAINERS = _DICTS + (list, tuple, set, frozenset)
+#: The values a loaded checkpoint may hold besides containers of them,
+#: tensors and numpy values (:func:`check_values`).
+_PLAIN_VALUES = frozenset({
+    type(None), bool, int, float, complex, str, bytes, bytearray,
+    torch.dtype, torch.device, torch.Size, HistoryBuffer
+})
+
+
 def resolve(obj: Any) -> Any:
-    """``obj`` with every placeholder replaced by its value, in the
-    containers a checkpoint is made of. A placeholder the pickle never
-    completed, or a name that only belongs in a ``HistoryBuffer`` state,
-    is refused."""
-    done: Dict[int, Any] = {}
+    """``obj`` with every placeholder replaced by its value, refused
+    unless what is left holds values only (:func:`check_values`)."""
+    obj = _replace_placeholders(obj)
+    check_values(obj)
+    return obj
+
+
+def _replace_placeholders(obj: Any) -> Any:
+    """``obj`` with each placeholder in its containers replaced by its
+    value. Each container is walked once (remembered on entry), so an
+    object a pickle shares among many others costs one visit, not one
+    per path to it."""
+    # id -> (the container, kept alive so its id stays its own; what
+    # replaces it)
+    done: Dict[int, Tuple[Any, Any]] = {}
 
     def walk(value: Any) -> Any:
         if isinstance(value, Placeholder):
             return value.get()
-        _check(not isinstance(value, (StatisticName, _Marker)) and not (
-            isinstance(value, type) and issubclass(value, Placeholder)),
-               f'{abbreviate_repr(value)} outside the state it belongs to')
         kind = type(value)
-        if kind not in (dict, OrderedDict, Counter, list, tuple, set,
-                        frozenset):
+        if kind not in _CONTAINERS:
             return value
         if id(value) in done:
-            return done[id(value)]
-        if kind in (dict, OrderedDict, Counter):
-            done[id(value)] = value
-            for key in value:
+            return done[id(value)][1]
+        done[id(value)] = (value, value)
+        if kind in _DICTS:
+            for key in list(value):
                 _check(walk(key) is key, 'a placeholder as a dict key')
                 value[key] = walk(value[key])
-            return value
-        if kind is list:
-            done[id(value)] = value
+            attributes = getattr(value, '__dict__', {})  # _metadata
+            for name in list(attributes):
+                attributes[name] = walk(attributes[name])
+        elif kind is list:
             value[:] = [walk(v) for v in value]
-            return value
-        items = [walk(v) for v in value]
-        new = value if all(a is b for a, b in zip(items, value)) else kind(
-            items)
-        done[id(value)] = new
-        return new
+        else:
+            items = [walk(v) for v in value]
+            if any(a is not b for a, b in zip(items, value)):
+                done[id(value)] = (value, kind(items))
+        return done[id(value)][1]
 
     return walk(obj)
+
+
+def check_values(obj: Any) -> None:
+    """Refuse ``obj`` unless it holds only values: tensors and
+    ``Parameter`` s that hold no more elements than their storage, the
+    types of :data:`_PLAIN_VALUES`, numpy arrays, scalars and dtypes of
+    :data:`NUMPY_KINDS`, ``slice`` s of these, and the containers of
+    :data:`_CONTAINERS` (with their attributes, such as a ``state_dict``'s
+    ``_metadata``) holding these. Classes and functions (a constructor of
+    the allow-list, ``torch.Tensor`` the class), markers, names and
+    placeholders are refused wherever they are. Each object is visited
+    once, without recursion."""
+    seen = set()
+    todo = [obj]
+    while todo:
+        value = todo.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        kind = type(value)
+        if kind in _PLAIN_VALUES:
+            continue
+        if kind in _CONTAINERS:
+            todo.extend(value)
+            if kind in _DICTS:
+                todo.extend(value.values())
+                todo.extend(getattr(value, '__dict__', {}).values())
+        elif kind is slice:
+            todo.extend((value.start, value.stop, value.step))
+        elif kind in (torch.Tensor, torch.nn.Parameter):
+            _check_tensor_value(value)
+            todo.extend(vars(value).values())
+        else:
+            _check_other_value(value)
+
+
+def _check_tensor_value(tensor: torch.Tensor) -> None:
+    if tensor.layout is torch.strided:
+        nbytes = tensor.untyped_storage().nbytes()
+        _check_view_size(
+            _nbytes(tuple(tensor.shape), tensor.element_size(), nbytes),
+            nbytes)
+
+
+def _plain_numpy(dtype: np.dtype) -> bool:
+    name = dtype.str[1:]
+    return (name in NUMPY_KINDS and dtype.isnative
+            and dtype.metadata is None and dtype == np.dtype(name))
+
+
+def _check_other_value(value: Any) -> None:
+    """Refuse ``value`` unless it is a numpy value of a plain dtype."""
+    if isinstance(value, StatisticName):
+        _check(False, 'the HistoryBuffer statistics method name {} outside '
+               'the state it belongs to', str(value))
+    if isinstance(value, (np.ndarray, np.generic, np.dtype)):
+        dtype = value if isinstance(value, np.dtype) else value.dtype
+        _check(
+            _plain_numpy(dtype) and (isinstance(value, np.dtype) or type(
+                value) in (np.ndarray, dtype.type)),
+            'numpy value {}: only plain numeric dtypes (' + _KIND_NAMES +
+            ') may be loaded', value)
+        return
+    _check(
+        False, '{} in the loaded checkpoint: a checkpoint holds only '
+        'tensors, numbers, strings, bytes, containers of these, and numpy '
+        'and HistoryBuffer values', value)
