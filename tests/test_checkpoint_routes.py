@@ -189,7 +189,21 @@ for name in ('good', 'evil', 'evil_url'):
     attempt('DetInferencer ' + name, lambda: DetInferencer(
         model=a['config'], weights=a[name], device='cpu').model)
 import rla_mmdet.checked_loading as checked
+from mmengine.fileio.backends import LocalBackend
+from mmengine.fileio.backends import registry_utils as backends
+from mmengine.registry import HOOKS
 print('ENABLED', checked.enabled())
+# a run's CheckpointIOHook keeps the switch, and puts back the backend
+hook = HOOKS.build(dict(type='CheckpointIOHook'))
+hook.before_run(None)
+hook.after_run(None)
+print('HOOK KEEPS', checked.enabled(),
+      backends.prefix_to_backends[''] is LocalBackend)
+checked.disable()
+hook.before_run(None)
+checked.enable()  # switched on during a run: kept after it
+hook.after_run(None)
+print('HOOK KEEPS LATER', checked.enabled())
 checked.disable()
 print('DISABLED', dict(CheckpointLoader._schemes) == plain)
 checked.enable()
@@ -241,7 +255,7 @@ def test_init_detector_and_inferencer_load_through_the_checked_loader(
     assert out.returncode == 0, out.stdout[-3000:]
     lines = [line for line in out.stdout.splitlines()
              if line.startswith(('PLAIN', 'init_', 'DetInf', 'ENABLED',
-                                 'DISABLED'))]
+                                 'DISABLED', 'HOOK'))]
     assert not marker.exists(), out.stdout[-3000:]
     assert lines[0] == 'PLAIN IMPORT True'
     for api in ('init_detector', 'DetInferencer'):
@@ -250,6 +264,7 @@ def test_init_detector_and_inferencer_load_through_the_checked_loader(
             line = next(x for x in lines if x.startswith(f'{api} {name} '))
             assert line.startswith(f'{api} {name} REFUSED refused to load '
                                    ), out.stdout[-3000:]
-    assert lines[-3:] == ['ENABLED True', 'DISABLED True',
+    assert lines[-5:] == ['ENABLED True', 'HOOK KEEPS True True',
+                          'HOOK KEEPS LATER True', 'DISABLED True',
                           'ENABLED AGAIN True'], lines
     assert time.perf_counter() - start < 300
