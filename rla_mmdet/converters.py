@@ -26,6 +26,15 @@ converted keys and shapes to be exactly the model's.
 Both converters refuse a file they do not fully understand: any key that
 the target model does not have, any missing key and any shape mismatch
 raise a ``ValueError`` naming the first keys. Nothing is written then.
+
+Nothing is built from a number the file claims before that number is
+checked: every tensor must fit in the file's bytes (a view with stride 0
+can claim any shape over one stored element), ``rla_channel`` and
+``widen_factor`` read from shapes must lie within :data:`MAX_RLA_CHANNEL`
+and :data:`MAX_WIDEN_FACTOR`, and ``meta.CLASSES`` must be a list of at
+most :data:`MAX_CLASSES` names of at most :data:`MAX_CLASS_NAME`
+characters. A file outside these bounds is refused with one sentence
+before any model is built.
 """
 import os
 import os.path as osp
@@ -42,12 +51,27 @@ from .version import __version__
 from .zoo import DETECTORS
 
 __all__ = [
-    'CONVERTER_VERSION', 'infer_backbone', 'imagenet_to_mmdet',
-    'mmdet2_to_mmdet3'
+    'CONVERTER_VERSION', 'MAX_RLA_CHANNEL', 'MAX_WIDEN_FACTOR', 'MAX_CLASSES',
+    'MAX_CLASS_NAME', 'check_tensor_sizes', 'infer_backbone',
+    'imagenet_to_mmdet', 'mmdet2_to_mmdet3'
 ]
 
 #: Written to the ``meta`` of every converted file.
 CONVERTER_VERSION = '1.0'
+
+#: The largest hidden state (``rla_channel``, k) a converter builds: every
+#: published network has k = 32, and the hidden state is small by design;
+#: 256 leaves room for variants and keeps any model a converter builds
+#: small.
+MAX_RLA_CHANNEL = 256
+#: The largest RLA-MobileNetV2 ``widen_factor`` a converter builds (the
+#: published networks have 1.0).
+MAX_WIDEN_FACTOR = 4.0
+#: The most classes a detector checkpoint may name: a config of COCO has
+#: 80, LVIS 1203; more would make the converter build heads of gigabytes.
+MAX_CLASSES = 5000
+#: The longest class name a detector checkpoint may hold.
+MAX_CLASS_NAME = 200
 
 #: What to do with a detector checkpoint given to the ImageNet converter.
 _DETECTOR_ADVICE = ('convert it with '
@@ -68,6 +92,53 @@ _BACKBONE_NAMES = {
 def sha256sum(src: str) -> str:
     """Hex SHA-256 of a checkpoint (a path, or a URL's cached download)."""
     return remote.sha256_of(remote.local_path(src))
+
+
+def _short(key: str, n: int = 80) -> str:
+    """A key of the file for a message, at most ``n`` characters."""
+    return key if len(key) <= n else key[:n] + '...'
+
+
+def check_tensor_sizes(state_dict: Mapping[str, torch.Tensor],
+                       limit: int, what: str) -> None:
+    """Refuse a tensor that claims more bytes than ``limit``.
+
+    A checkpoint stores every element of a tensor it holds, so no tensor of
+    a file is larger than the file; a view with stride 0 (or overlapping
+    strides) can claim any shape over a few stored elements. Checked on the
+    sizes alone, before any shape is used and without reading the data.
+
+    Raises:
+        ValueError: naming ``what`` and the key.
+    """
+    for key, tensor in state_dict.items():
+        claimed = tensor.numel() * tensor.element_size()
+        if claimed > limit:
+            raise ValueError(
+                f'{what} claims {claimed} bytes for the tensor '
+                f'{_short(key)!r}, more than the {limit} bytes of the file '
+                '(a view that repeats its elements); a converter only reads '
+                'files that store every element, so nothing was built.')
+
+
+def _check_file_tensors(state_dict: Mapping[str, torch.Tensor],
+                        src: str) -> None:
+    """:func:`check_tensor_sizes` with the size of ``src``'s file."""
+    check_tensor_sizes(state_dict, osp.getsize(remote.local_path(src)),
+                       repr(src))
+
+
+def _shape_channel(state_dict: Mapping[str, torch.Tensor], key: str,
+                   what: str) -> int:
+    """``rla_channel`` from the first dimension of ``state_dict[key]``,
+    within ``[1, MAX_RLA_CHANNEL]``."""
+    k = int(state_dict[key].shape[0]) if state_dict[key].dim() else 0
+    if not 1 <= k <= MAX_RLA_CHANNEL:
+        raise ValueError(
+            f'{what} has {k} hidden-state channels ({_short(key)}); RLA '
+            f'networks have 32 (at most {MAX_RLA_CHANNEL} are converted), so '
+            'this is no RLA checkpoint.')
+    return k
 
 
 # ------------------------------------------------------------------ backbone
@@ -121,12 +192,13 @@ def infer_backbone(state_dict: Mapping[str, torch.Tensor],
             f'{what} has {list(stage_blocks)} {kind} blocks per stage, '
             'which is no RLA-ResNet depth (18, 34, 50, 101, 152).')
     cfg: Dict[str, Any] = dict(type='RLAResNet', depth=depth)
-    conv_out = state_dict.get(prefix + 'conv_outs.0.weight')
-    if conv_out is None:
+    if prefix + 'conv_outs.0.weight' not in state_dict:
         raise ValueError(f'{what} has no {prefix}conv_outs.0.weight, the '
                          'first RLA update of the hidden state.')
-    if conv_out.shape[0] != 32:
-        cfg['rla_channel'] = int(conv_out.shape[0])
+    channels = _shape_channel(state_dict, prefix + 'conv_outs.0.weight',
+                              what)
+    if channels != 32:
+        cfg['rla_channel'] = channels
     if any('.eca.' in k for k in keys):
         sizes = []
         for s in range(4):
@@ -154,12 +226,18 @@ def _infer_mobilenet_v2(state_dict: Mapping[str, torch.Tensor], prefix: str,
     ``rla_channel`` and
     ``widen_factor`` from ``bn2`` and ``conv1``."""
     cfg: Dict[str, Any] = dict(type='RLAMobileNetV2')
+    k = _shape_channel(state_dict, prefix + 'recurrent_dsconvs.0.weight',
+                       what)
     RLAMobileNetV2.check_state_dict(state_dict, what, prefix)
-    k = int(state_dict[prefix + 'recurrent_dsconvs.0.weight'].shape[0])
     if k != 32:
         cfg['rla_channel'] = k
     stem = state_dict.get(prefix + 'conv1.0.weight')
-    if stem is not None and stem.shape[0] != 32:
+    if stem is not None and stem.dim() and stem.shape[0] != 32:
+        if not 0 < stem.shape[0] <= 32 * MAX_WIDEN_FACTOR:
+            raise ValueError(
+                f'{what} has a stem of {stem.shape[0]} channels '
+                f'({prefix}conv1.0.weight), a widen_factor outside (0, '
+                f'{MAX_WIDEN_FACTOR}]; the published RLA-MobileNetV2 has 32.')
         cfg['widen_factor'] = stem.shape[0] / 32
     if any(k.startswith(prefix + 'stages.') and '.conv.3.' in k
            for k in state_dict):
@@ -235,6 +313,7 @@ def imagenet_to_mmdet(src: str, dst: str,
             'dicts with epoch, arch, state_dict, best_acc1 and optimizer '
             f'(this one has {abbreviate(checkpoint)}).')
     state_dict = get_state_dict(checkpoint, src)
+    _check_file_tensors(state_dict, src)
     backbone_cfg = infer_backbone(state_dict, filename=src)
     is_eca = (backbone_cfg['type'] == 'RLAECANet'
               or backbone_cfg.get('attention') == 'eca')
@@ -348,9 +427,17 @@ def _mmdet2_meta(checkpoint: Mapping, what: str) -> Tuple[Mapping, str, list]:
         raise ValueError(f'{what} has no meta.mmdet_version; this converter '
                          'reads files written by mmdetection 2.x.')
     classes = meta.get('CLASSES')
-    if not classes or not all(isinstance(c, str) for c in classes):
+    if not isinstance(classes, (list, tuple)) or not classes or not all(
+            isinstance(c, str) for c in classes):
         raise ValueError(f'{what} has no class names in meta.CLASSES; '
                          'mmdetection 2.x writes them there.')
+    if len(classes) > MAX_CLASSES or any(
+            len(c) > MAX_CLASS_NAME for c in classes):
+        raise ValueError(
+            f'{what} names {len(classes)} classes in meta.CLASSES, the '
+            f'longest of {max(map(len, classes))} characters; a detector '
+            f'config holds at most {MAX_CLASSES} names of at most '
+            f'{MAX_CLASS_NAME} characters, so nothing was built.')
     return meta, version, classes
 
 
@@ -384,6 +471,7 @@ def mmdet2_to_mmdet3(src: str,
     checkpoint = load_checkpoint_file(src)
     meta, version, classes = _mmdet2_meta(checkpoint, what)
     state_dict = get_state_dict(checkpoint, src)
+    _check_file_tensors(state_dict, src)
     keys = list(state_dict)
     family = _detector_family(keys, what)
     backbone_cfg = infer_backbone(state_dict, 'backbone.', src)

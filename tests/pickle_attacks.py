@@ -595,3 +595,60 @@ def write_huge_complex(path: str) -> None:
     value = p.put()
     _result_dict(p, 'x', value)
     write_torch_zip(path, p.data())
+# ---- issue 27 converters and inference routes ----
+#: The blocks per stage of RLA-ResNet-50.
+_R50_BLOCKS = (3, 4, 6, 3)
+
+
+def r50_names(prefix: str, one) -> dict:
+    """The keys the converters infer an RLA-ResNet-50 from, all views of
+    the one stored element ``one``."""
+    return {
+        f'{prefix}stages.{s}.{b}.conv3.weight': one
+        for s, n in enumerate(_R50_BLOCKS) for b in range(n)
+    }
+
+
+def write_wide_hidden_state(path: str, channels: int = 100000) -> None:
+    """An authors' ImageNet file (about 1 KB) whose ``conv_outs.0.weight``
+    is a stride-0 view of one stored float claiming ``channels`` hidden
+    channels: a converter that builds the backbone from the shape asks
+    for hundreds of gigabytes."""
+    import torch
+    one = torch.zeros(1)
+    state = r50_names('module.', one)
+    state['module.conv_outs.0.weight'] = one.expand(channels, 256, 1, 1)
+    torch.save(dict(epoch=1, arch='rla_resnet50', state_dict=state), path)
+
+
+def write_many_classes(path: str, num_classes: int = 50000) -> None:
+    """An mmdetection 2.x Faster R-CNN file of a few hundred KB naming
+    ``num_classes`` classes: a converter that builds the detector with
+    them asks for gigabytes of heads."""
+    import torch
+    one = torch.zeros(1)
+    state = r50_names('backbone.', one)
+    state['backbone.conv_outs.0.weight'] = one.expand(32, 256, 1, 1)
+    state['roi_head.bbox_head.fc_cls.weight'] = one
+    meta = dict(mmdet_version='2.28.2',
+                CLASSES=tuple(f'c{i}' for i in range(num_classes)))
+    torch.save(dict(state_dict=state, meta=meta), path)
+
+
+class RunsCode:
+    """Pickled as ``os.system(command)``: loading it runs the command."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command, ))
+
+
+def write_reduce_payload(path: str, marker: str, state_dict=None) -> None:
+    """A ``torch.save`` file holding ``state_dict`` and an object whose
+    ``__reduce__`` creates ``marker`` when unpickled by torch's full
+    unpickler (``weights_only=False``)."""
+    import torch
+    torch.save(dict(state_dict=state_dict or {}, meta={},
+                    x=RunsCode(f'touch {marker}')), path)

@@ -76,8 +76,10 @@ def test_config_builds_and_runs_loss_and_predict(config):
     assert cfg.model.backbone.type in ('RLAResNet', 'RLAECANet',
                                        'RLAMobileNetV2', 'ResNet',
                                        'MobileNetV2')
-    assert cfg.custom_imports == dict(imports=['rla_mmdet'],
-                                      allow_failed_imports=False)
+    # checked loading for the process: init_detector runs no hooks
+    assert cfg.custom_imports == dict(
+        imports=['rla_mmdet', 'rla_mmdet.checked_loading'],
+        allow_failed_imports=False)
     # the explicit switch for atomic saves and the allow-list loader
     assert 'CheckpointIOHook' in [h.type for h in cfg.custom_hooks]
     model = build_without_pretrained(cfg)

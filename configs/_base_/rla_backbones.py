@@ -2,7 +2,11 @@
 # stem and stage 0 frozen, BN statistics frozen, ImageNet weights released by
 # the authors, expected under ./checkpoints (links in docs/model_zoo.md).
 # A config uses one of them with `model = dict(backbone={{_base_.rla_backbones.r50}})`.
-custom_imports = dict(imports=['rla_mmdet'], allow_failed_imports=False)
+# rla_mmdet.checked_loading: every checkpoint of the process loads through the
+# checked loader, init_detector and DetInferencer included (docs/reliability.md).
+custom_imports = dict(
+    imports=['rla_mmdet', 'rla_mmdet.checked_loading'],
+    allow_failed_imports=False)
 
 _recipe = dict(
     out_indices=(0, 1, 2, 3),

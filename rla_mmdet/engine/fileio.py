@@ -19,7 +19,7 @@ this package's configs and its ``tools/`` scripts call it.
 """
 from pathlib import Path
 from collections import OrderedDict
-from typing import Any, Dict, NamedTuple, Union
+from typing import Any, Dict, NamedTuple, Optional, Union
 
 from mmengine.fileio.backends import LocalBackend, register_backend
 from mmengine.fileio.backends import registry_utils as _backends
@@ -58,31 +58,84 @@ def current_checkpoint_io() -> CheckpointIOState:
         OrderedDict(CheckpointLoader._schemes))
 
 
+#: The loaders :func:`use_checked_loaders` installs.
+CHECKED_LOADERS = (load_from_local_weights_only, load_from_remote)
+
+
+def checked_loaders_enabled() -> bool:
+    """Whether MMEngine loads every checkpoint, by path and by each prefix
+    it has a loader for, through the checked loader."""
+    loaders = CheckpointLoader._schemes
+    return (loaders.get('') is load_from_local_weights_only
+            and all(loader is load_from_remote
+                    for prefix, loader in loaders.items() if prefix))
+
+
+def use_checked_loaders() -> Dict[str, Any]:
+    """Make MMEngine load checkpoints, by path and by every prefix it has a
+    loader for, through :func:`rla_mmdet.checkpoint.load_checkpoint_file`.
+
+    Returns:
+        The loader of each prefix before (prefix ``''`` for paths).
+    """
+    before = OrderedDict(CheckpointLoader._schemes)
+    for prefix in before:
+        CheckpointLoader.register_scheme(
+            prefixes=prefix,
+            loader=load_from_remote if prefix else
+            load_from_local_weights_only,
+            force=True)
+    return before
+
+
+#: The loader of each prefix that :func:`enable_checked_loading` replaced;
+#: ``None`` while the process-wide switch is off.
+_replaced_for_process: Optional[Dict[str, Any]] = None
+
+
+def enable_checked_loading() -> None:
+    """Load every checkpoint of the process through the checked loader,
+    until :func:`disable_checked_loading` (what importing
+    :mod:`rla_mmdet.checked_loading` does)."""
+    global _replaced_for_process
+    if _replaced_for_process is None:
+        _replaced_for_process = {}
+    for prefix, loader in use_checked_loaders().items():
+        if loader not in CHECKED_LOADERS:
+            _replaced_for_process.setdefault(prefix, loader)
+
+
+def disable_checked_loading() -> None:
+    """Put back the loaders :func:`enable_checked_loading` replaced, where
+    the checked loader is still in place. Call it outside a run: a
+    ``CheckpointIOHook`` puts back at ``after_run`` the loaders it found at
+    ``before_run``."""
+    global _replaced_for_process
+    for prefix, loader in (_replaced_for_process or {}).items():
+        if CheckpointLoader._schemes.get(prefix) in CHECKED_LOADERS:
+            CheckpointLoader.register_scheme(
+                prefixes=prefix, loader=loader, force=True)
+    _replaced_for_process = None
+
+
 def checkpoint_io_enabled() -> bool:
     """Whether :func:`enable_checkpoint_io` is in effect."""
-    state = current_checkpoint_io()
-    return (state.prefix_backend is AtomicLocalBackend
-            and state.loaders.get('') is load_from_local_weights_only
-            and all(loader is load_from_remote
-                    for prefix, loader in state.loaders.items() if prefix))
+    return (_backends.prefix_to_backends.get('') is AtomicLocalBackend
+            and checked_loaders_enabled())
 
 
 def enable_checkpoint_io() -> CheckpointIOState:
     """Make MMEngine write local files atomically and load checkpoints,
     by path and by every prefix it has a loader for, through
-    :func:`rla_mmdet.checkpoint.load_checkpoint_file`.
+    :func:`rla_mmdet.checkpoint.load_checkpoint_file`
+    (:func:`use_checked_loaders`).
 
     Returns:
         The state before, for :func:`restore_checkpoint_io`.
     """
     before = current_checkpoint_io()
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')
-    for prefix in before.loaders:
-        CheckpointLoader.register_scheme(
-            prefixes=prefix,
-            loader=load_from_remote if prefix else
-            load_from_local_weights_only,
-            force=True)
+    use_checked_loaders()
     return before
 
 
@@ -93,3 +146,6 @@ def restore_checkpoint_io(state: CheckpointIOState) -> None:
     if state.prefix_backend is not None:
         _backends.prefix_to_backends[''] = state.prefix_backend
     CheckpointLoader._schemes = OrderedDict(state.loaders)
+    if _replaced_for_process is not None:
+        # switched on for the process while the state was in effect
+        enable_checked_loading()

@@ -2,7 +2,11 @@
 # scripts/main.sh writes it to data/shapes/) and an RLA-ResNet-18 trained
 # from scratch: what the configs of this folder share.
 _base_ = 'mmdet::_base_/datasets/coco_instance.py'
-custom_imports = dict(imports=['rla_mmdet'], allow_failed_imports=False)
+# rla_mmdet.checked_loading: every checkpoint of the process loads through the
+# checked loader, init_detector and DetInferencer included (docs/reliability.md).
+custom_imports = dict(
+    imports=['rla_mmdet', 'rla_mmdet.checked_loading'],
+    allow_failed_imports=False)
 
 data_root = 'data/shapes/'
 metainfo = dict(classes=('circle', 'square', 'triangle', 'star', 'hexagon'))
