@@ -360,13 +360,14 @@ def _load_checked(data: bytes, label: str, map_location: Any,
 
 def _first_line(exc: BaseException, limit: int = 300) -> str:
     """The line of ``exc``'s message that says why, at most ``limit``
-    characters (a message may quote the file)."""
+    characters (a message may quote the file), ending the sentence."""
     text = str(exc).strip()
     lines = [line.strip() for line in text.splitlines()]
     found = [line for line in lines if 'refused' in line or
              'Unsupported global' in line or 'GLOBAL' in line]
     line = (found or lines or [type(exc).__name__])[0]
-    return line if len(line) <= limit else line[:limit] + '...'
+    line = line if len(line) <= limit else line[:limit] + '...'
+    return line if line.endswith('.') else line + '.'
 
 
 def _corrupt(label: str, exc: BaseException) -> ValueError:
