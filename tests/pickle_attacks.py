@@ -624,11 +624,13 @@ def write_wide_hidden_state(path: str, channels: int = 100000) -> None:
 def write_many_classes(path: str, num_classes: int = 50000) -> None:
     """An mmdetection 2.x Faster R-CNN file of a few hundred KB naming
     ``num_classes`` classes: a converter that builds the detector with
-    them asks for gigabytes of heads."""
+    them asks for gigabytes of heads. Its tensors are stored whole (the
+    loader refuses a view larger than its storage before a converter
+    sees it)."""
     import torch
     one = torch.zeros(1)
     state = r50_names('backbone.', one)
-    state['backbone.conv_outs.0.weight'] = one.expand(32, 256, 1, 1)
+    state['backbone.conv_outs.0.weight'] = torch.zeros(32, 256, 1, 1)
     state['roi_head.bbox_head.fc_cls.weight'] = one
     meta = dict(mmdet_version='2.28.2',
                 CLASSES=tuple(f'c{i}' for i in range(num_classes)))
