@@ -339,8 +339,10 @@ def _holder(entry: str) -> str:
         with open(osp.join(entry, _HOLDER), 'rb') as f:
             text = f.read(100).decode('ascii', 'replace')
     except OSError:
-        return 'another process (it recorded no pid)'
-    return 'the process with ' + re.sub(r'[^A-Za-z0-9 ._:-]', '?', text)
+        text = ''
+    text = re.sub(r'[^A-Za-z0-9 ._:-]', '?', text).strip()
+    return f'the process with {text}' if text else \
+        'another process (it recorded no pid)'
 
 
 def sha256_of(path: str) -> str:
