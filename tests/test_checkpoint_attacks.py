@@ -445,10 +445,12 @@ def test_small_files_cost_little_to_load_or_refuse(tmp_path):
         # The same of tuples only: loads.
         'dag_tuples.pth':
         (lambda p: attacks.write_shared_dag(p, use='tuples'), 'LOADED'),
-        # The same handed to torch.Size: refused, with a short message.
+        # The same handed to torch.Size: refused, with a short message
+        # (torch's own unpickler calls torch.Size, whose TypeError is the
+        # loader's one-sentence ValueError).
         'dag_size.pth': (
             lambda p: attacks.write_shared_dag(p, use='torch.Size'),
-            'REFUSED'),
+            'REFUSED', 'ValueError'),
         # 2**28 float16 elements (512 MiB) over 2 bytes.
         'view28.pth':
         (lambda p: attacks.write_repeated_view(p, (2**28, )), 'REFUSED'),
@@ -456,7 +458,7 @@ def test_small_files_cost_little_to_load_or_refuse(tmp_path):
         'view2x30.pth':
         (lambda p: attacks.write_repeated_view(p, (2, ) * 30), 'REFUSED'),
     }
-    for name, (write, _) in files.items():
+    for name, (write, *_) in files.items():
         write(str(tmp_path / name))
         assert os.path.getsize(tmp_path / name) < 2000
     results = _load_bounded([tmp_path / name for name in files])
@@ -464,7 +466,8 @@ def test_small_files_cost_little_to_load_or_refuse(tmp_path):
         expected = files[name][1]
         assert outcome == expected, (name, route, outcome, exc)
         if outcome == 'REFUSED':
-            assert exc == 'UnsafeCheckpointError', (name, route, exc)
+            assert exc in ('UnsafeCheckpointError', ) + files[name][2:], (
+                name, route, exc)
             assert int(length) < 800, (name, route, length)
         assert seconds < 3, (name, route, seconds)
 

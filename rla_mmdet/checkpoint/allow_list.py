@@ -550,7 +550,7 @@ class HistoryBufferState(Placeholder):
             and set(state) <= set(self.KEYS) | {'statistics_methods'},
             'HistoryBuffer state {}', state)
         max_length = state['max_length']
-        _check(_is_int(max_length) and max_length > 0,
+        _check(_is_int(max_length) and 0 < max_length <= _MAX_INT,
                'HistoryBuffer max_length {}', max_length)
         log, count = (_plain_array(state[k], k) for k in self.KEYS[1:])
         _check(log.shape == count.shape,
