@@ -18,6 +18,8 @@ from rla_mmdet.dependencies import (NEWEST_TESTED_TORCH, SUPPORTED,
                                     check_version, check_yapf)
 from helpers import ROOT, LocalServer, copy_tracked_files
 
+pytestmark = pytest.mark.core
+
 
 def run_python(script, timeout=300):
     out = subprocess.run([sys.executable, '-c', textwrap.dedent(script)],

@@ -15,6 +15,8 @@ import pytest
 from rla_mmdet import RLAMobileNetV2, RLAResNet
 from helpers import ROOT
 
+pytestmark = pytest.mark.core
+
 #: The longest function allowed, in lines from ``def`` to its last line.
 LIMITS = {'rla_mmdet': 80, 'tools': 120}
 #: ... and for an ``__init__`` of the package (a signature of mmdet's
