@@ -1,11 +1,12 @@
 """The versions of torch, numpy and OpenMMLab this package works with.
 
 ``SUPPORTED`` is the one place the ranges are written: ``setup.py`` reads it
-(by executing this file, which imports only the standard library) for
-``install_requires``, and :func:`check_installed` compares it with the
-installed packages when ``rla_mmdet`` is imported, so a version outside the
-range stops the import with one sentence instead of an ``AttributeError``
-deep inside a training run.
+(by executing this file, which imports only the standard library until a
+version is compared) for ``install_requires``, and :func:`check_installed`
+compares it with the installed packages when ``rla_mmdet`` is imported, so a
+version outside the range stops the import with one sentence instead of an
+``AttributeError`` deep inside a training run. Versions are read and
+compared by ``packaging`` (PEP 440), as pip does.
 
 The lower bounds are the versions of the oldest tested stack
 (``requirements/lock-oldest.txt``). Upper bounds are set only where a
@@ -14,9 +15,13 @@ torch and numpy have none. A torch newer than :data:`NEWEST_TESTED_TORCH`
 imports with one warning naming the tested range. The exact versions of the
 three tested stacks are pinned in ``requirements/lock*.txt``, not here.
 """
-import re
+import importlib
+import importlib.metadata
 import warnings
-from typing import Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 __all__ = [
     'SUPPORTED', 'UPPER_REASONS', 'NEWEST_TESTED_TORCH',
@@ -58,6 +63,10 @@ YAPF_WITHOUT_VERIFY = '0.40.2'
 OTHERS = ('filelock>=3.16.1', 'pycocotools',
           'setuptools; python_version >= "3.12"')
 
+#: What reads and compares the versions here; 20.0 has every part of
+#: ``Version`` used (``release``, ``base_version``).
+PACKAGING = 'packaging>=20.0'
+
 
 class UnsupportedVersionError(ImportError, ValueError):
     """An installed package is outside the range this package supports."""
@@ -67,27 +76,20 @@ class UntestedVersionWarning(UserWarning):
     """An installed package is newer than any tested stack."""
 
 
-_PRE = {'dev': 0, 'a': 1, 'alpha': 1, 'b': 2, 'beta': 2, 'c': 3, 'rc': 3}
+def _version(text: str) -> 'Version':
+    """``text`` as a PEP 440 version; ``'2.1.2+cu121'`` and ``'2.0.0rc4'``
+    are read as pip reads them (a final release ranks above its
+    pre-releases).
 
-
-def _key(version: str) -> Tuple[Tuple[int, ...], Tuple[int, int]]:
-    """``((release...), (pre-release rank, number))`` of a version string.
-
-    ``'2.1.2+cu121'`` gives ``((2, 1, 2), (4, 0))`` and ``'2.0.0rc4'``
-    ``((2, 0, 0), (3, 4))``: a final release ranks above its pre-releases.
+    ``packaging`` is imported here, not at the top, so that ``setup.py``
+    can execute this file before anything is installed.
     """
-    match = re.match(r'\s*v?(\d+(?:\.\d+)*)(?:[.-]?(dev|alpha|beta|a|b|c|rc)'
-                     r'\.?(\d*))?', str(version))
-    if match is None:
-        raise ValueError(f'cannot read the version {version!r}; expected '
-                         'digits such as 2.1.2.')
-    release = tuple(int(p) for p in match.group(1).split('.'))
-    while len(release) > 1 and release[-1] == 0:
-        release = release[:-1]
-    pre = (4, 0)
-    if match.group(2):
-        pre = (_PRE[match.group(2)], int(match.group(3) or 0))
-    return release, pre
+    from packaging.version import InvalidVersion, Version
+    try:
+        return Version(text)
+    except InvalidVersion:
+        raise ValueError(f'cannot read the version {text!r}; expected '
+                         'digits such as 2.1.2.') from None
 
 
 def _spec(name: str) -> str:
@@ -97,7 +99,7 @@ def _spec(name: str) -> str:
 
 def install_requires() -> list:
     """The requirement strings for ``setup.py``."""
-    return [_spec(name) for name in SUPPORTED] + list(OTHERS)
+    return [_spec(name) for name in SUPPORTED] + [PACKAGING] + list(OTHERS)
 
 
 def check_version(name: str, installed: Optional[str]) -> None:
@@ -114,18 +116,18 @@ def check_version(name: str, installed: Optional[str]) -> None:
         raise UnsupportedVersionError(
             f'rla_mmdet needs {name}, which is not installed; install a '
             f'supported version with pip install {wanted}.')
-    version = _key(installed)
-    if version < _key(low):
+    version = _version(installed)
+    if version < _version(low):
         raise UnsupportedVersionError(
             f'{name} {installed} is installed, but rla_mmdet needs {name} '
             f'>={low}; install a newer one (pip install {wanted}).')
-    if high is not None and version[0] >= _key(high)[0]:
+    if high is not None and _version(version.base_version) >= _version(high):
         raise UnsupportedVersionError(
             f'{name} {installed} is installed, but rla_mmdet supports '
             f'{name} <{high} because {UPPER_REASONS[name]}; install a '
             f'version in that range (pip install {wanted}).')
-    newest = _key(NEWEST_TESTED_TORCH)[0]
-    if name == 'torch' and version[0][:len(newest)] > newest:
+    newest = _version(NEWEST_TESTED_TORCH).release
+    if name == 'torch' and version.release[:len(newest)] > newest:
         warnings.warn(
             f'torch {installed} is newer than the torch versions rla_mmdet '
             f'is tested with ({low} to {NEWEST_TESTED_TORCH}); please '
@@ -137,8 +139,8 @@ def check_yapf(mmengine: Optional[str], yapf: Optional[str]) -> None:
     :data:`MMENGINE_YAPF_FIX` and a yapf without ``FormatCode(verify=)``."""
     if mmengine is None or yapf is None:
         return
-    if (_key(mmengine) < _key(MMENGINE_YAPF_FIX)
-            and _key(yapf) >= _key(YAPF_WITHOUT_VERIFY)):
+    if (_version(mmengine) < _version(MMENGINE_YAPF_FIX)
+            and _version(yapf) >= _version(YAPF_WITHOUT_VERIFY)):
         raise UnsupportedVersionError(
             f'mmengine {mmengine} formats configs with yapf\'s verify= '
             f'argument, which yapf {yapf} no longer has, so every run would '
@@ -149,18 +151,13 @@ def check_yapf(mmengine: Optional[str], yapf: Optional[str]) -> None:
 
 def _installed_version(name: str) -> Optional[str]:
     try:
-        from importlib.metadata import PackageNotFoundError, version
-    except ImportError:  # Python < 3.8 has no importlib.metadata
-        return _module_version(name)
-    try:
-        return version(name)
-    except PackageNotFoundError:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
         # e.g. a source build put on PYTHONPATH without package metadata
         return _module_version(name)
 
 
 def _module_version(name: str) -> Optional[str]:
-    import importlib
     try:
         module = importlib.import_module(name)
     except ImportError:

@@ -1,6 +1,5 @@
 """Fixtures shared by the tests: a tiny shapes dataset and tool runners."""
 import os
-import os.path as osp
 import socket
 import subprocess
 import sys
@@ -8,23 +7,6 @@ import sys
 import pytest
 
 from helpers import ROOT
-
-#: The core tests (``pytest -m core``), which the second stack (torch 2.1,
-#: .venv-torch21) runs too: the backbones, checkpoint safety and resume,
-#: every config builds and runs, train / resume / test end to end, the
-#: distributed scripts with 2 CPU processes, and the layout of the code.
-CORE_MODULES = {
-    'test_backbone.py', 'test_dispatch.py', 'test_checkpoint.py',
-    'test_checkpoint_attacks.py', 'test_checkpoint_io.py',
-    'test_checkpoint_urls.py', 'test_checkpoint_routes.py', 'test_compat.py',
-    'test_configs.py', 'test_train_e2e.py', 'test_dist.py', 'test_layout.py'
-}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if osp.basename(str(item.fspath)) in CORE_MODULES:
-            item.add_marker(pytest.mark.core)
 
 
 @pytest.fixture(scope='session')

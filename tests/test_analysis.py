@@ -73,20 +73,6 @@ def test_classifier_forward_is_the_spec():
     torch.testing.assert_close(logits, ref, rtol=1e-5, atol=1e-5)
 
 
-def test_both_classifier_forms_live_together_with_one_import_path():
-    from rla_mmdet.analysis import classifier
-    from rla_mmdet.analysis import RLAMobileNetV2Classifier
-    from rla_mmdet.backbones import rla_mobilenet_v2
-    assert RLAMobileNetV2Classifier is classifier.RLAMobileNetV2Classifier
-    assert classifier.RLAClassifier is RLAClassifier
-    # the backbone module no longer reaches back into analysis (the import
-    # cycle its lazy re-export made)
-    with pytest.raises(AttributeError):
-        rla_mobilenet_v2.RLAMobileNetV2Classifier
-    with pytest.raises(AttributeError, match='no_such_name'):
-        rla_mobilenet_v2.no_such_name
-
-
 class _Literal(nn.Module):
     """The spec's literal forward (cat + plain convs) of a backbone."""
 

@@ -16,6 +16,8 @@ from rla_spec import (published_mobilenet_v2_layout, published_resnet_layout,
                       reference_forward)
 from helpers import assert_same_grads, build, randomize_norms
 
+pytestmark = pytest.mark.core
+
 EXPANSION = {18: 1, 34: 1, 50: 4, 101: 4, 152: 4}
 
 

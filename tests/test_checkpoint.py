@@ -14,6 +14,8 @@ from rla_mmdet.checkpoint import (WEIGHTS_ONLY_ENFORCES_ALLOW_LIST,
                                   UnsafeCheckpointError, load_checkpoint_file)
 from rla_mmdet.engine import enable_checkpoint_io, restore_checkpoint_io
 
+pytestmark = pytest.mark.core
+
 #: The two ways load_checkpoint_file enforces the allow-list: the package's
 #: restricted unpickler (the default, every torch) and
 #: torch.load(weights_only=True) with the package's constructors passed for

@@ -27,6 +27,8 @@ from rla_mmdet.checkpoint import (WEIGHTS_ONLY_ENFORCES_ALLOW_LIST,
                                   records, remote)
 from rla_mmdet.checkpoint.allow_list import NUMPY_KINDS
 
+pytestmark = pytest.mark.core
+
 #: ``restricted=`` of each route of load_checkpoint_file on this torch.
 ROUTES = {'restricted': True, 'default': None}
 if WEIGHTS_ONLY_ENFORCES_ALLOW_LIST:

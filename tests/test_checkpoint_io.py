@@ -31,6 +31,8 @@ from rla_mmdet.engine import (checkpoint_io_enabled, enable_checkpoint_io,
 from rla_mmdet.engine.fileio import current_checkpoint_io
 from helpers import load_tool
 
+pytestmark = pytest.mark.core
+
 
 class _Payload:
     """Unpickling it would create ``marker``."""

@@ -28,6 +28,8 @@ from rla_mmdet.converters import (MAX_CLASSES, MAX_RLA_CHANNEL,
                                   check_tensor_sizes, infer_backbone,
                                   mmdet2_to_mmdet3)
 
+pytestmark = pytest.mark.core
+
 FASTER_R50 = os.path.join(ROOT,
                           'configs/faster_rcnn/faster-rcnn_rla-r50_fpn_1x_coco.py')
 SHAPES = os.path.join(ROOT, 'configs/shapes/mask-rcnn_rla-r18_fpn_shapes.py')

@@ -39,6 +39,8 @@ from helpers import LocalServer
 from test_checkpoint import authors_imagenet_checkpoint
 from test_checkpoint_io import SETSTATE_MARKER, _LoudOnLoad, _runner
 
+pytestmark = pytest.mark.core
+
 #: ``restricted=`` of each route of load_checkpoint_file on this torch.
 ROUTES = [True, None] + ([False] if WEIGHTS_ONLY_ENFORCES_ALLOW_LIST else [])
 

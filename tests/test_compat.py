@@ -18,6 +18,8 @@ from rla_mmdet.dependencies import (NEWEST_TESTED_TORCH, SUPPORTED,
                                     check_version, check_yapf)
 from helpers import ROOT, LocalServer, copy_tracked_files
 
+pytestmark = pytest.mark.core
+
 
 def run_python(script, timeout=300):
     out = subprocess.run([sys.executable, '-c', textwrap.dedent(script)],
@@ -278,39 +280,6 @@ def test_plain_import_leaves_out_the_tool_support():
     assert out.stdout.split() == ['[]', 'False', 'True']
 
 
-@pytest.mark.parametrize('old', ['launch', 'data_checks', 'datasets'])
-def test_the_tool_support_has_one_import_path(old):
-    """The unreleased re-export modules are gone; every public name they
-    had lives in rla_mmdet.tools_support."""
-    import pkgutil
-
-    import rla_mmdet
-    from rla_mmdet.tools_support import args, config, distributed, shapes
-    from rla_mmdet.tools_support import data_checks as checks
-    from rla_mmdet.tools_support import work_dir
-    modules = {m.name for m in pkgutil.iter_modules(rla_mmdet.__path__)}
-    assert 'tools_support' in modules and old not in modules
-    new = {**vars(args), **vars(config), **vars(distributed),
-           **vars(work_dir)}
-    # every public name the old modules had
-    names = dict(
-        launch=({'AnyDeviceDistributedDataParallel', 'apply_common_args',
-                 'auto_resume_fallback', 'check_model_config',
-                 'check_pretrained', 'checkpoints_in', 'load_config',
-                 'missing_pretrained', 'parse_tool_args', 'protect_work_dir',
-                 'set_data_root', 'setup_distributed',
-                 'teardown_distributed'}, new),
-        data_checks=({'DatasetWarning', 'check_coco_split', 'check_datasets',
-                      'dataset_classes', 'iter_datasets', 'load_coco_json'},
-                     vars(checks)),
-        datasets=({'SHAPE_CLASSES', 'make_shapes_dataset'}, vars(shapes)))
-    public, moved = names[old]
-    for name in public:
-        assert name in moved, name
-    assert shapes.make_shapes_dataset.__module__ == \
-        'rla_mmdet.tools_support.shapes'
-
-
 def test_the_hook_switches_checkpoint_io_for_the_run_only():
     from mmengine.fileio.backends import LocalBackend
     from mmengine.fileio.backends import registry_utils as reg
@@ -360,17 +329,6 @@ def _newer_than_python_38(source, filename='<source>'):
         elif isinstance(node, ast.Attribute) and node.attr in _NEW_METHODS:
             found.append(f'{line}: .{node.attr}')
     return found
-
-
-def test_the_python_38_check_finds_newer_code():
-    assert _newer_than_python_38('match x:\n    case 1:\n        pass\n')
-    assert _newer_than_python_38('def f(a: list[int]) -> None: ...\n')
-    assert _newer_than_python_38('def f(a: int | None): ...\n')
-    assert _newer_than_python_38('"ab".removeprefix("a")\n')
-    assert not _newer_than_python_38(
-        'from typing import List, Optional\n'
-        'def f(a: List[int], b: Optional[int]) -> int:\n'
-        '    return (n := len(a))\n')
 
 
 def test_package_and_tools_read_as_python_38():

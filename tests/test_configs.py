@@ -21,6 +21,8 @@ from mmengine.structures import InstanceData
 from rla_mmdet.zoo import DETECTORS, IMAGENET
 from helpers import ROOT
 
+pytestmark = pytest.mark.core
+
 CONFIGS = sorted(
     osp.relpath(p, ROOT)
     for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),

@@ -21,6 +21,8 @@ from rla_mmdet.checkpoint import load_checkpoint_file
 from rla_mmdet.converters import imagenet_to_mmdet, mmdet2_to_mmdet3
 from helpers import ROOT, load_tool
 
+pytestmark = pytest.mark.core
+
 FASTER_R50 = 'configs/faster_rcnn/faster-rcnn_rla-r50_fpn_1x_coco.py'
 RETINA_ECA_R50 = 'configs/retinanet/retinanet_rla-eca-r50_fpn_1x_coco.py'
 SHAPES_MASK_R18 = 'configs/shapes/mask-rcnn_rla-r18_fpn_shapes.py'

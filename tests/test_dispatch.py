@@ -17,6 +17,8 @@ from rla_mmdet.layers.dispatch import choose
 from rla_spec import reference_forward, reference_mobilenet_v2_forward
 from helpers import assert_same_grads, build, randomize_norms
 
+pytestmark = pytest.mark.core
+
 CHOICES = ('literal', 'cpu', 'cuda', 'auto')
 
 

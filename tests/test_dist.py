@@ -14,6 +14,8 @@ import stat
 import pytest
 import torch
 
+pytestmark = pytest.mark.core
+
 CONFIG = 'configs/shapes/mask-rcnn_rla-r18_fpn_shapes.py'
 TINY = ['train_dataloader.batch_size=2', 'default_hooks.logger.interval=1',
         'train_cfg.max_epochs=1']

@@ -3,14 +3,19 @@ import cycle in the package, one way for the tools to find it, and each
 backbone argument assigned once where a reader looks for it."""
 import ast
 import glob
+import importlib.util
 import inspect
 import os.path as osp
+import runpy
+import sys
 import textwrap
 
 import pytest
 
 from rla_mmdet import RLAMobileNetV2, RLAResNet
 from helpers import ROOT
+
+pytestmark = pytest.mark.core
 
 #: The longest function allowed, in lines from ``def`` to its last line.
 LIMITS = {'rla_mmdet': 80, 'tools': 120}
@@ -49,12 +54,6 @@ def long_functions(folder, limit, init_limit=None):
 def test_no_function_is_too_long(folder):
     init_limit = INIT_LIMIT if folder == 'rla_mmdet' else None
     assert long_functions(folder, LIMITS[folder], init_limit) == []
-
-
-def test_the_length_check_sees_long_functions():
-    # The limits at the length of today's longest function find it.
-    assert long_functions('tools', 20)
-    assert any(' __init__ ' in f for f in long_functions('rla_mmdet', 80, 60))
 
 
 # ------------------------------------------------------------------ imports
@@ -126,50 +125,66 @@ def test_no_import_cycle_inside_the_package():
     assert find_cycle(graph) is None, ' -> '.join(find_cycle(graph))
 
 
-def test_the_cycle_check_finds_a_cycle():
-    graph = import_graph()
-    # The lazy re-export the backbones once had: rla_mobilenet_v2 ->
-    # analysis.classifier -> backbones -> rla_mobilenet_v2.
-    graph['rla_mmdet.backbones.rla_mobilenet_v2'].add(
-        'rla_mmdet.analysis.classifier')
-    cycle = find_cycle(graph)
-    assert cycle and 'rla_mmdet.analysis.classifier' in cycle
-
-
 # -------------------------------------------------------------------- tools
-def _is_guard(node):
-    """``if importlib.util.find_spec('rla_mmdet') is None:``"""
-    return (isinstance(node, ast.If)
-            and ast.dump(node.test) == ast.dump(ast.parse(
-                "importlib.util.find_spec('rla_mmdet') is None",
-                mode='eval').body))
+FIND_PACKAGE = osp.join(ROOT, 'tools', '_find_package.py')
 
 
-def _path_changes(nodes):
-    return [n for top in nodes for n in ast.walk(top)
+def _runs_find_package(node, path):
+    """Whether ``node`` is ``runpy.run_path(P)`` with ``P``, read in the
+    script at ``path``, naming ``tools/_find_package.py``."""
+    if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+            and ast.dump(node.value.func) == ast.dump(ast.parse(
+                'runpy.run_path', mode='eval').body)
+            and len(node.value.args) == 1):
+        return False
+    arg = ast.Expression(node.value.args[0])
+    target = eval(compile(arg, path, 'eval'), {'osp': osp, '__file__': path})
+    return osp.normpath(target) == FIND_PACKAGE
+
+
+def _path_changes(tree):
+    return [n for n in ast.walk(tree)
             if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-            and n.func.attr in ('insert', 'append')
+            and n.func.attr in ('insert', 'append', 'extend')
             and ast.dump(n.func.value) == ast.dump(ast.parse(
                 'sys.path', mode='eval').body)]
 
 
 def test_the_tools_find_the_package_one_way():
-    """A script imports an installed rla_mmdet, and else the clone it is
-    in: a guard on find_spec, and no other change of sys.path."""
+    """A script runs tools/_find_package.py before it imports rla_mmdet,
+    and only that file changes sys.path."""
     for rel, tree in _sources('tools'):
-        guards = [n for n in tree.body if _is_guard(n)]
-        others = [n for n in tree.body if not _is_guard(n)]
-        assert _path_changes(others) == [], f'{rel} changes sys.path ' \
-            "outside the find_spec('rla_mmdet') guard"
+        path = osp.join(ROOT, rel)
+        if path == FIND_PACKAGE:
+            assert len(_path_changes(tree)) == 1
+            continue
+        assert _path_changes(tree) == [], f'{rel} changes sys.path; ' \
+            'tools/_find_package.py alone does'
+        runs = [i for i, n in enumerate(tree.body)
+                if _runs_find_package(n, path)]
         imports = [i for i, n in enumerate(tree.body)
                    if isinstance(n, (ast.Import, ast.ImportFrom)) and any(
                        (getattr(n, 'module', None) or a.name).startswith(
                            'rla_mmdet') for a in n.names)]
         if imports:
-            assert len(guards) == 1, f'{rel} imports rla_mmdet without ' \
-                "the find_spec('rla_mmdet') guard"
-            assert tree.body.index(guards[0]) < imports[0], rel
-            assert len(_path_changes(guards)) == 1, rel
+            assert len(runs) == 1 and runs[0] < imports[0], \
+                f'{rel} imports rla_mmdet without running ' \
+                'tools/_find_package.py first'
+
+
+def test_find_package_adds_the_clone_only_without_an_installed_package(
+        monkeypatch):
+    monkeypatch.setattr(sys, 'path', list(sys.path))
+    before = list(sys.path)
+    runpy.run_path(FIND_PACKAGE)  # installed here (or on PYTHONPATH)
+    assert sys.path == before
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, 'find_spec',
+        lambda name, *args: None if name == 'rla_mmdet' else real(name,
+                                                                  *args))
+    runpy.run_path(FIND_PACKAGE)
+    assert sys.path == [ROOT] + before
 
 
 # ---------------------------------------------------------------- arguments

@@ -299,12 +299,9 @@ def test_the_testing_page_lists_every_test_file():
         f'docs/testing.md lists {sorted(set(listed) - set(files))} that do ' \
         f'not exist and misses {sorted(set(files) - set(listed))}'
     assert len(listed) == len(set(listed)), listed
-    conftest = sys.modules.get('conftest') or _load_file(
-        '_rla_conftest', osp.join(ROOT, 'tests', 'conftest.py'))
-    core_modules = getattr(conftest, 'CORE_MODULES', set())
     for name, core, what in ((r[0].strip('`'), r[1], r[2]) for r in rows):
         assert len(what) > 30, f'{name}: say what it checks'
         source = read(osp.join('tests', name))
-        is_core = name in core_modules or bool(
+        is_core = bool(
             re.search(r'^pytestmark\s*=.*mark\.core', source, re.M))
         assert core == ('yes' if is_core else 'no'), (name, core)

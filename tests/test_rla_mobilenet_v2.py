@@ -19,6 +19,8 @@ from rla_mmdet.layers import select_impl
 from rla_spec import K, reference_mobilenet_v2_forward
 from helpers import ROOT, load_tool
 
+pytestmark = pytest.mark.core
+
 OUT_CHOICES = [(i, ) for i in range(8)] + [(1, 2, 4, 7), (4, 7), (2, 4, 7),
                                            tuple(range(8)), (0, 3, 5)]
 

@@ -20,7 +20,7 @@ TINY = ['train_dataloader.batch_size=2', 'default_hooks.logger.interval=1']
 # evaluation has results to match.
 KEEP_ALL = ['model.test_cfg.rcnn.score_thr=0.0']
 # Every test here uses the trained run of first_run.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.core, pytest.mark.slow]
 
 
 def _train(run_tool, shapes_data, work_dir, epochs, *extra, check=True):

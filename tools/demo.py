@@ -18,17 +18,16 @@ MMDetection's ``DetInferencer`` and its visualizer. Written under
   original image) and, for instance segmentation, ``mask`` (COCO RLE).
 """
 import argparse
-import importlib.util
 import glob
 import json
 import os
 import os.path as osp
-import sys
+import runpy
 from typing import Dict, List, Sequence
 
-if importlib.util.find_spec('rla_mmdet') is None:
-    # Not installed: run from the clone this script is in.
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+# An installed rla_mmdet, else the clone this script is in.
+runpy.run_path(
+    osp.join(osp.dirname(osp.abspath(__file__)), '_find_package.py'))
 
 import torch  # noqa: E402
 from mmdet.apis import DetInferencer  # noqa: E402

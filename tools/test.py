@@ -10,13 +10,12 @@ per-class AP; ``test_evaluator.format_only=True
 test_evaluator.outfile_prefix=DIR/results`` writes test-dev JSON files.
 """
 import argparse
-import importlib.util
 import os.path as osp
-import sys
+import runpy
 
-if importlib.util.find_spec('rla_mmdet') is None:
-    # Not installed: run from the clone this script is in.
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+# An installed rla_mmdet, else the clone this script is in.
+runpy.run_path(
+    osp.join(osp.dirname(osp.abspath(__file__)), '_find_package.py'))
 
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402

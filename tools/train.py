@@ -5,13 +5,12 @@ Usage: python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
        [--launcher {none,pytorch,slurm,mpi}]
 """
 import argparse
-import importlib.util
 import os.path as osp
-import sys
+import runpy
 
-if importlib.util.find_spec('rla_mmdet') is None:
-    # Not installed: run from the clone this script is in.
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+# An installed rla_mmdet, else the clone this script is in.
+runpy.run_path(
+    osp.join(osp.dirname(osp.abspath(__file__)), '_find_package.py'))
 
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402

@@ -78,13 +78,13 @@ import zipfile
 from typing import Any, BinaryIO, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
+from packaging.version import Version
 
 from . import records, remote
 from .allow_list import (TORCH_SAFE_GLOBALS, Refused, RestrictedPickleModule,
                          resolve)
 
-_TORCH_VERSION = tuple(
-    int(p) for p in re.findall(r'\d+', torch.__version__)[:2])
+_TORCH_VERSION = Version(torch.__version__).release[:2]
 #: Whether ``restricted=False`` is available: torch's ``weights_only``
 #: unpickler takes ``(constructor, name)`` entries per call from torch 2.6.
 WEIGHTS_ONLY_ENFORCES_ALLOW_LIST = _TORCH_VERSION >= (2, 6) and hasattr(

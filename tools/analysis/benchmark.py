@@ -19,19 +19,18 @@ GPU, times come from CUDA events and training steps also report
 """
 import argparse
 import contextlib
-import importlib.util
 import json
 import logging
 import os.path as osp
+import runpy
 import statistics
-import sys
 import time
 from typing import Callable, Dict, List, Sequence, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if importlib.util.find_spec('rla_mmdet') is None:
-    # Not installed: run from the clone this script is in.
-    sys.path.insert(0, ROOT)
+# An installed rla_mmdet, else the clone this script is in.
+runpy.run_path(
+    osp.join(osp.dirname(osp.abspath(__file__)), '..', '_find_package.py'))
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402

@@ -16,14 +16,12 @@ FLOPs also / 1024**2, as the paper prints light models). See
 ``rla_mmdet/analysis/complexity.py`` for what is and is not counted.
 """
 import argparse
-import importlib.util
 import os.path as osp
-import sys
+import runpy
 
-if importlib.util.find_spec('rla_mmdet') is None:
-    # Not installed: run from the clone this script is in.
-    sys.path.insert(
-        0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+# An installed rla_mmdet, else the clone this script is in.
+runpy.run_path(
+    osp.join(osp.dirname(osp.abspath(__file__)), '..', '_find_package.py'))
 
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402

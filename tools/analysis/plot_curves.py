@@ -10,15 +10,13 @@ JSON log; each becomes one line per plot. Each key gets its own plot against
 the training iteration; ``bbox_mAP`` also matches ``coco/bbox_mAP``.
 """
 import argparse
-import importlib.util
 import os
 import os.path as osp
-import sys
+import runpy
 
-if importlib.util.find_spec('rla_mmdet') is None:
-    # Not installed: run from the clone this script is in.
-    sys.path.insert(
-        0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+# An installed rla_mmdet, else the clone this script is in.
+runpy.run_path(
+    osp.join(osp.dirname(osp.abspath(__file__)), '..', '_find_package.py'))
 
 import matplotlib  # noqa: E402
 

@@ -14,15 +14,14 @@ nothing and exits with status 1 when a file differs from what would be
 written.
 """
 import argparse
-import importlib.util
 import os.path as osp
+import runpy
 import sys
 from typing import Dict
 
-if importlib.util.find_spec('rla_mmdet') is None:
-    # Not installed: run from the clone this script is in.
-    sys.path.insert(
-        0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+# An installed rla_mmdet, else the clone this script is in.
+runpy.run_path(
+    osp.join(osp.dirname(osp.abspath(__file__)), '..', '_find_package.py'))
 
 import yaml  # noqa: E402
 

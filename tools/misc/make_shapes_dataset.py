@@ -7,14 +7,13 @@ The same arguments always give the same files; see
 :func:`rla_mmdet.tools_support.shapes.make_shapes_dataset`.
 """
 import argparse
-import importlib.util
 import os.path as osp
+import runpy
 import sys
 
-if importlib.util.find_spec('rla_mmdet') is None:
-    # Not installed: run from the clone this script is in.
-    sys.path.insert(
-        0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+# An installed rla_mmdet, else the clone this script is in.
+runpy.run_path(
+    osp.join(osp.dirname(osp.abspath(__file__)), '..', '_find_package.py'))
 
 from rla_mmdet.tools_support.shapes import (SHAPE_CLASSES,  # noqa: E402
                                             make_shapes_dataset)

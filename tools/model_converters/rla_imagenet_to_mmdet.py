@@ -14,14 +14,12 @@ key stops the conversion. Use the output with
 ``init_cfg=dict(type='Pretrained', checkpoint=OUT)``.
 """
 import argparse
-import importlib.util
 import os.path as osp
-import sys
+import runpy
 
-if importlib.util.find_spec('rla_mmdet') is None:
-    # Not installed: run from the clone this script is in.
-    sys.path.insert(
-        0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+# An installed rla_mmdet, else the clone this script is in.
+runpy.run_path(
+    osp.join(osp.dirname(osp.abspath(__file__)), '..', '_find_package.py'))
 
 from rla_mmdet.converters import imagenet_to_mmdet  # noqa: E402
 

@@ -11,14 +11,13 @@ drops the optimizer state. Any unknown key stops the conversion. The output
 loads with tools/test.py CONFIG OUT.
 """
 import argparse
-import importlib.util
 import os.path as osp
-import sys
+import runpy
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if importlib.util.find_spec('rla_mmdet') is None:
-    # Not installed: run from the clone this script is in.
-    sys.path.insert(0, ROOT)
+# An installed rla_mmdet, else the clone this script is in.
+runpy.run_path(
+    osp.join(osp.dirname(osp.abspath(__file__)), '..', '_find_package.py'))
 
 from rla_mmdet.converters import mmdet2_to_mmdet3  # noqa: E402
 
