@@ -199,11 +199,21 @@ def infer_backbone(state_dict: Mapping[str, torch.Tensor],
                               what)
     if channels != 32:
         cfg['rla_channel'] = channels
+    cfg.update(_infer_attention(state_dict, prefix, keys, what))
+    return cfg
+
+
+def _infer_attention(state_dict: Mapping[str, torch.Tensor], prefix: str,
+                     keys: List[str], what: str) -> Dict[str, Any]:
+    """The ``type`` and ``attention`` of an RLA-ResNet config from the
+    ``.eca.`` (kernel sizes) and ``.se.`` (reduction) keys; empty without
+    attention."""
+    cfg: Dict[str, Any] = {}
     if any('.eca.' in k for k in keys):
         sizes = []
         for s in range(4):
             weight = state_dict.get(f'{prefix}stages.{s}.0.eca.conv.weight')
-            if weight is None:
+            if weight is None or not weight.dim():
                 raise ValueError(f'{what} has ECA weights, but none in the '
                                  f'first block of stage {s} '
                                  f'({prefix}stages.{s}.0.eca.conv.weight).')
@@ -212,7 +222,12 @@ def infer_backbone(state_dict: Mapping[str, torch.Tensor],
         if tuple(sizes) != RLAECANet.default_eca_kernel_size:
             cfg['attention'] = dict(type='eca', kernel_size=tuple(sizes))
     if any('.se.' in k for k in keys):
-        weight = state_dict[f'{prefix}stages.0.0.se.fc.0.weight']
+        key = f'{prefix}stages.0.0.se.fc.0.weight'
+        weight = state_dict.get(key)
+        if weight is None or weight.dim() != 2 or not \
+                0 < weight.shape[0] <= weight.shape[1]:
+            raise ValueError(f'{what} has SE weights, but {key} is not the '
+                             'first linear layer of an SE module.')
         reduction = weight.shape[1] // weight.shape[0]
         cfg['attention'] = ('se' if reduction == 16 else dict(
             type='se', reduction=int(reduction)))
@@ -226,11 +241,11 @@ def _infer_mobilenet_v2(state_dict: Mapping[str, torch.Tensor], prefix: str,
     ``rla_channel`` and
     ``widen_factor`` from ``bn2`` and ``conv1``."""
     cfg: Dict[str, Any] = dict(type='RLAMobileNetV2')
-    k = _shape_channel(state_dict, prefix + 'recurrent_dsconvs.0.weight',
-                       what)
+    channels = _shape_channel(state_dict,
+                              prefix + 'recurrent_dsconvs.0.weight', what)
     RLAMobileNetV2.check_state_dict(state_dict, what, prefix)
-    if k != 32:
-        cfg['rla_channel'] = k
+    if channels != 32:
+        cfg['rla_channel'] = channels
     stem = state_dict.get(prefix + 'conv1.0.weight')
     if stem is not None and stem.dim() and stem.shape[0] != 32:
         if not 0 < stem.shape[0] <= 32 * MAX_WIDEN_FACTOR:
