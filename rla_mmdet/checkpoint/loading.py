@@ -54,6 +54,10 @@ each layer guarantees, in the order they act:
    default for local files (``weights_only=True`` from torch 2.6, full
    unpickling below) and full unpickling for URLs on every torch.
 
+A ``.safetensors`` file (known by its content, whatever its name) is no
+pickle and never reaches ``torch.load``: :mod:`.safetensors_io` checks its
+header and reads it.
+
 A missing file is a ``FileNotFoundError``, an unsafe one an
 :class:`UnsafeCheckpointError`, a truncated or corrupt one a
 ``ValueError``; each names the file.
@@ -68,7 +72,7 @@ from typing import Any, BinaryIO, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 
-from . import remote
+from . import remote, safetensors_io
 from .allow_list import (TORCH_SAFE_GLOBALS, Refused, RestrictedPickleModule,
                          resolve)
 
@@ -224,7 +228,8 @@ def load_checkpoint_file(filename: Any,
     """Load a checkpoint file, building only values of the allow-list.
 
     Args:
-        filename: Path of a ``.pth`` / ``.pth.tar`` file, or a URL
+        filename: Path of a ``.pth`` / ``.pth.tar`` / ``.safetensors``
+            file, or a URL
             (``http://``, ``https://``) or MMEngine name (``torchvision://``,
             ``modelzoo://``, ``open-mmlab://``, ``openmmlab://``,
             ``mmcls://``), downloaded once into torch's hub cache and then
@@ -296,6 +301,11 @@ def _load_path(path: str, label: str, map_location: Any,
     except OSError as exc:
         raise _corrupt(label, exc) from None
     with file:
+        if safetensors_io.is_safetensors(file.read(9)):  # never torch.load
+            file.seek(0)
+            return safetensors_io.load_safetensors(file.read(), label,
+                                                   map_location)
+        file.seek(0)
         # The format is checked in the open file torch.load reads next.
         _check_format(file, label)
         checkpoint = _load_checked(file, label, map_location,
