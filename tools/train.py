@@ -17,6 +17,8 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import rla_mmdet  # noqa: E402,F401  registers the RLA backbones
+from rla_mmdet.checkpoint.safetensors_io import (  # noqa: E402
+    check_resume_source)
 from rla_mmdet.engine import enable_checkpoint_io  # noqa: E402
 from rla_mmdet.tools_support.args import (apply_common_args,  # noqa: E402
                                           parse_tool_args)
@@ -79,6 +81,8 @@ def main(argv=None):
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    if cfg.get('resume'):  # weights only: a .safetensors cannot resume
+        check_resume_source(cfg.get('load_from'))
 
     protect_work_dir(cfg.work_dir, cfg.get('resume', False))
     check_model_config(cfg)
