@@ -17,7 +17,8 @@ CORE_MODULES = {
     'test_backbone.py', 'test_dispatch.py', 'test_checkpoint.py',
     'test_checkpoint_attacks.py', 'test_checkpoint_io.py',
     'test_checkpoint_urls.py', 'test_compat.py', 'test_configs.py',
-    'test_train_e2e.py', 'test_dist.py', 'test_layout.py'
+    'test_train_e2e.py', 'test_dist.py', 'test_layout.py',
+    'test_safetensors.py'
 }
 
 

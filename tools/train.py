@@ -44,8 +44,9 @@ def parse_args(argv=None):
         'auto_scale_lr.base_batch_size of the config')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
-        help='resume from this checkpoint, or (no value) from the latest '
-        'checkpoint in the work dir')
+        help='resume from this checkpoint (a .pth a run saved: a '
+        '.safetensors holds weights only and is refused), or (no value) from '
+        'the latest checkpoint in the work dir')
     parser.add_argument(
         '--data-root',
         help='dataset root that replaces the config\'s data_root (COCO '
