@@ -220,8 +220,9 @@ def meta_to_header(meta: Mapping[str, Any]) -> Dict[str, str]:
     header = {}
     for key, value in meta.items():
         if not isinstance(key, str):
-            raise TypeError(f'meta keys must be str to be stored in a '
-                            f'.safetensors header, got a {type(key).__name__}.')
+            raise TypeError(
+                'meta keys must be str to be stored in a .safetensors '
+                f'header, got a {type(key).__name__}.')
         try:
             header[key] = json.dumps(value)
         except (TypeError, ValueError) as exc:
