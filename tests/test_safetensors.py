@@ -347,7 +347,8 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize('case', list(BAD), ids=list(BAD))
+@pytest.mark.parametrize('case', list(BAD),
+                         ids=[c.replace(' ', '_') for c in BAD])
 def test_bad_files_are_refused_with_one_sentence(tmp_path, case):
     kwargs, message = BAD[case]
     path = _file(tmp_path / 'bad.safetensors', **kwargs)
@@ -490,9 +491,11 @@ def test_a_missing_library_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, 'safetensors', None)
     monkeypatch.setitem(sys.modules, 'safetensors.torch', None)
     with pytest.raises(ImportError, match=r"needs safetensors, which is not "
-                       r"installed; .*pip install 'safetensors>=0\.5\.3'"):
+                       r"installed; .*pip install 'safetensors>=0\.5\.3'"
+                       ) as info:
         load_checkpoint_file(path)
-    assert os.path.isfile(path)
+    # not a ValueError: the loader deletes a download that fails with one
+    assert not isinstance(info.value, ValueError)
 
 
 def test_the_library_is_declared_and_pinned():
