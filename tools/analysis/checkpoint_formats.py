@@ -10,11 +10,13 @@ writes its ``state_dict`` and ``meta`` both ways into a temporary folder
 (or ``--keep DIR``), then loads the two files alternately in this process
 with :func:`rla_mmdet.checkpoint.load_checkpoint_file`, ``--runs`` times
 each. Peak memory is the growth of the process's resident set over a load
-(Linux's ``VmHWM``, reset before each load through ``/proc/self/clear_refs``),
-so it counts torch's tensors, which ``tracemalloc`` does not see. Prints
+(Linux's ``VmHWM``, reset before each load through ``/proc/self/clear_refs``,
+after glibc's ``malloc_trim`` gave back what the previous load freed), so
+it counts torch's tensors, which ``tracemalloc`` does not see. Prints
 min / median of each and the file sizes.
 """
 import argparse
+import ctypes
 import gc
 import importlib.util
 import os
@@ -42,9 +44,20 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f'/proc/self/status has no {field}')
 
 
+def _release_free_memory() -> None:
+    """Give the memory freed by the last load back to the system (glibc
+    keeps freed blocks for reuse, and a load that reuses them would show
+    no growth)."""
+    gc.collect()
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: measure as it is
+        pass
+
+
 def _measure(path: str) -> Tuple[float, float]:
     """Seconds and peak resident growth (MiB) of one load of ``path``."""
-    gc.collect()
+    _release_free_memory()
     with open('/proc/self/clear_refs', 'w') as f:
         f.write('5')  # resets VmHWM to the current resident set
     before = _status_kib('VmRSS')
