@@ -316,6 +316,9 @@ BAD = {
     'an unknown dtype': (
         dict(header={'a': _t(dtype='F4_X')}, data=bytes(8)),
         r'a dtype that this torch does not know \(known: F64, F32'),
+    'a shape of many huge sizes': (
+        dict(header={'a': _t(shape=[10 ** 19] * 5000)}, data=bytes(8)),
+        r'span 8 bytes where its dtype and shape need more than the 8 of '),
     'a negative size': (
         dict(header={'a': _t(shape=(-2, ))}, data=bytes(8)),
         r'a shape that is not a list of sizes >= 0'),

@@ -29,7 +29,6 @@ schedulers, no message hub. It initialises a model (``init_cfg``,
 cannot resume from it (:func:`check_resume_source`).
 """
 import json
-import math
 import os
 import os.path as osp
 import tempfile
@@ -58,7 +57,6 @@ _DTYPES = {
 _HEADER_LENGTH_BYTES = 8
 #: Digits an integer of the header may have (offsets are below 2**64).
 _MAX_INT_DIGITS = 20
-_INT_FIELDS = ('shape', 'data_offsets')
 
 
 def is_safetensors(head: bytes) -> bool:
@@ -125,8 +123,22 @@ def _dtype(name: Any) -> Tuple[torch.dtype, int]:
     return dtype, known[1]
 
 
-def _entry(name: str, entry: Any) -> Tuple[int, int, int]:
-    """``(begin, end, nbytes)`` of one tensor's header entry."""
+def _nbytes(shape: List[int], itemsize: int, limit: int) -> int:
+    """``prod(shape) * itemsize``, or ``limit + 1`` as soon as it passes
+    ``limit`` (a shape of many huge sizes is not multiplied out)."""
+    if 0 in shape:
+        return 0
+    total = itemsize
+    for n in shape:
+        total *= n
+        if total > limit:
+            return limit + 1
+    return total
+
+
+def _entry(entry: Any, limit: int) -> Tuple[int, int, int]:
+    """``(begin, end, nbytes)`` of one tensor's header entry (``nbytes``
+    capped at ``limit + 1``)."""
     if not (isinstance(entry, dict)
             and set(entry) == {'dtype', 'shape', 'data_offsets'}):
         raise _BadHeader('a tensor entry without exactly dtype, shape and '
@@ -140,7 +152,7 @@ def _entry(name: str, entry: Any) -> Tuple[int, int, int]:
             type(n) is int for n in offsets)):
         raise _BadHeader('data_offsets that are not two integers')
     begin, end = offsets
-    return begin, end, math.prod(shape) * itemsize
+    return begin, end, _nbytes(shape, itemsize, limit)
 
 
 def check_header(data: bytes) -> Dict[str, Any]:
@@ -174,19 +186,21 @@ def check_header(data: bytes) -> Dict[str, Any]:
     if not (isinstance(metadata, dict) and all(
             isinstance(v, str) for v in metadata.values())):
         raise _BadHeader('a __metadata__ that is not a map of strings')
-    spans = sorted(
-        _entry(k, v) for k, v in header.items() if k != '__metadata__')
     area = size - _HEADER_LENGTH_BYTES - length
+    spans = sorted(
+        _entry(v, area) for k, v in header.items() if k != '__metadata__')
     at = 0
     for begin, end, nbytes in spans:
-        if end - begin != nbytes:
-            raise _BadHeader('a tensor whose data_offsets span '
-                             f'{end - begin} bytes where its dtype and shape '
-                             f'need {nbytes}')
         if begin < 0 or end > area:
             raise _BadHeader(f'a tensor at bytes {begin} to {end} of a data '
                              f'area of {area} bytes (the file is truncated, '
                              'or its offsets are out of range)')
+        if end - begin != nbytes:
+            need = nbytes if nbytes <= area else f'more than the {area} of ' \
+                'the data area'
+            raise _BadHeader('a tensor whose data_offsets span '
+                             f'{end - begin} bytes where its dtype and shape '
+                             f'need {need}')
         if begin != at:
             raise _BadHeader('tensors whose data_offsets overlap' if begin <
                              at else 'a gap between the tensors\' bytes')
