@@ -311,8 +311,11 @@ BAD = {
     'bytes after the last tensor': (
         dict(header={'a': _t()}, data=bytes(12)), r'4 bytes after the last'),
     'size not dtype times shape': (
+        dict(header={'a': _t(shape=(1, ))}, data=bytes(8)),
+        r'span 8 bytes where its dtype and shape need 4'),
+    'size beyond the file': (
         dict(header={'a': _t(shape=(3, ))}, data=bytes(8)),
-        r'span 8 bytes where its dtype and shape need 12'),
+        r'span 8 bytes where its dtype and shape need more than the 8 '),
     'an unknown dtype': (
         dict(header={'a': _t(dtype='F4_X')}, data=bytes(8)),
         r'a dtype that this torch does not know \(known: F64, F32'),
