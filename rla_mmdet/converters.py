@@ -41,7 +41,6 @@ from .backbones import RLAECANet, RLAMobileNetV2, RLAResNet
 from .checkpoint import (abbreviate, detector_unbuilt, fit_state_dict,
                          get_state_dict, load_checkpoint_file, remote)
 from .checkpoint.safetensors_io import SUFFIX, dump_safetensors
-from .engine.fileio import atomic_write
 from .version import __version__
 from .zoo import DETECTORS
 
@@ -246,12 +245,25 @@ def _check_output(src: str, dst: str) -> None:
                          'another output path.')
 
 
+def _write(data: bytes, dst: str) -> None:
+    """Write ``data`` to ``dst`` through ``dst.tmp`` renamed into place (a
+    failed write leaves no partial ``dst``; the file gets the permissions
+    of any new file, for sharing)."""
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    tmp = dst + '.tmp'
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(data)
+        os.replace(tmp, dst)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
 def _save(checkpoint: Dict[str, Any], src: str, dst: str,
           file_format: str) -> None:
-    """Write ``checkpoint`` to ``dst`` atomically (a temporary file renamed
-    into place, so a failed write leaves no partial ``dst``)."""
     _check_output(src, dst)
-    atomic_write(checkpoint_bytes(checkpoint, file_format), dst)
+    _write(checkpoint_bytes(checkpoint, file_format), dst)
 
 
 def _number(value: Any) -> Any:
@@ -535,5 +547,5 @@ def publish_checkpoint(src: str,
     extension = SUFFIX if file_format == 'safetensors' else '.pth'
     path = f'{stem}-{digest[:8]}{extension}'
     _check_output(src, path)
-    atomic_write(data, path)
+    _write(data, path)
     return path, digest, dropped

@@ -31,7 +31,6 @@ cannot resume from it (:func:`check_resume_source`).
 import json
 import os
 import os.path as osp
-import tempfile
 from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -368,10 +367,9 @@ def save_safetensors(state_dict: Mapping[str, torch.Tensor],
     data = dump_safetensors(state_dict, meta)
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
+    tmp = f'{path}.{os.getpid()}.tmp'  # a new file's usual permissions
     try:
-        with os.fdopen(fd, 'wb') as f:
+        with open(tmp, 'wb') as f:
             f.write(data)
         os.replace(tmp, path)
     finally:
