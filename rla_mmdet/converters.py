@@ -36,10 +36,12 @@ most :data:`MAX_CLASSES` names of at most :data:`MAX_CLASS_NAME`
 characters. A file outside these bounds is refused with one sentence
 before any model is built.
 """
+import hashlib
+import io
 import os
 import os.path as osp
 import re
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -47,17 +49,23 @@ import torch.nn as nn
 from .backbones import RLAECANet, RLAMobileNetV2, RLAResNet
 from .checkpoint import (abbreviate, detector_unbuilt, fit_state_dict,
                          get_state_dict, load_checkpoint_file, remote)
+from .checkpoint.safetensors_io import SUFFIX, dump_safetensors
 from .version import __version__
 from .zoo import DETECTORS
 
 __all__ = [
-    'CONVERTER_VERSION', 'MAX_RLA_CHANNEL', 'MAX_WIDEN_FACTOR', 'MAX_CLASSES',
-    'MAX_CLASS_NAME', 'check_tensor_sizes', 'infer_backbone',
-    'imagenet_to_mmdet', 'mmdet2_to_mmdet3'
+    'CONVERTER_VERSION', 'FORMATS', 'MAX_RLA_CHANNEL', 'MAX_WIDEN_FACTOR',
+    'MAX_CLASSES', 'MAX_CLASS_NAME', 'check_tensor_sizes', 'infer_backbone',
+    'imagenet_to_mmdet', 'mmdet2_to_mmdet3', 'output_format',
+    'checkpoint_bytes', 'publish_checkpoint'
 ]
 
 #: Written to the ``meta`` of every converted file.
 CONVERTER_VERSION = '1.0'
+#: The file formats the converters and the publish tool write.
+FORMATS = ('pth', 'safetensors')
+#: The keys of a checkpoint that a ``.safetensors`` file can hold.
+_SAFETENSORS_KEYS = ('meta', 'state_dict')
 
 #: The largest hidden state (``rla_channel``, k) a converter builds: every
 #: published network has k = 32, and the hidden state is small by design;
@@ -282,19 +290,73 @@ def _prefixes(dropped: List[str]) -> List[str]:
     return names
 
 
-def _save(checkpoint: Dict[str, Any], src: str, dst: str) -> None:
+# ------------------------------------------------------------------ writing
+def output_format(dst: str, file_format: Optional[str] = None) -> str:
+    """The format to write ``dst`` in: ``file_format`` (``'pth'`` or
+    ``'safetensors'``), or by default the one its extension names
+    (``.safetensors``, else ``pth``). A ``.safetensors`` name written as
+    ``pth``, or another name written as ``safetensors``, is refused."""
+    named = 'safetensors' if str(dst).endswith(SUFFIX) else 'pth'
+    if file_format is None:
+        return named
+    _check_format_name(file_format)
+    if file_format != named:
+        wanted = 'ending in .safetensors' if file_format == 'safetensors' \
+            else 'not ending in .safetensors'
+        raise ValueError(
+            f'the output {dst!r} does not match --format {file_format}; '
+            f'name the output {wanted}, or pass the other --format.')
+    return file_format
+
+
+def _check_format_name(file_format: Any) -> None:
+    if file_format not in FORMATS:
+        raise ValueError(f'format must be one of {", ".join(FORMATS)}, got '
+                         f'{str(file_format)[:40]!r}.')
+
+
+def checkpoint_bytes(checkpoint: Mapping[str, Any], file_format: str) -> bytes:
+    """The file of ``checkpoint`` in ``file_format``: ``torch.save``'s zip
+    format for ``'pth'``, or a ``.safetensors`` file of its
+    ``state_dict`` and ``meta`` (no other key fits that format)."""
+    if file_format == 'pth':
+        buffer = io.BytesIO()
+        torch.save(dict(checkpoint), buffer)
+        return buffer.getvalue()
+    extra = [k for k in checkpoint if k not in _SAFETENSORS_KEYS]
+    if extra:
+        raise ValueError(
+            'a .safetensors file holds only state_dict and meta, not '
+            f'{abbreviate(extra, 3)}; leave those out or write a .pth file.')
+    return dump_safetensors(checkpoint['state_dict'],
+                            checkpoint.get('meta'))
+
+
+def _check_output(src: str, dst: str) -> None:
     if osp.exists(dst) and osp.samefile(remote.local_path(src), dst):
         raise ValueError(f'the output {dst!r} is the input file; choose '
                          'another output path.')
-    out_dir = osp.dirname(osp.abspath(dst))
-    os.makedirs(out_dir, exist_ok=True)
+
+
+def _write(data: bytes, dst: str) -> None:
+    """Write ``data`` to ``dst`` through ``dst.tmp`` renamed into place (a
+    failed write leaves no partial ``dst``; the file gets the permissions
+    of any new file, for sharing)."""
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     tmp = dst + '.tmp'
     try:
-        torch.save(checkpoint, tmp)
+        with open(tmp, 'wb') as f:
+            f.write(data)
         os.replace(tmp, dst)
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
+
+
+def _save(checkpoint: Dict[str, Any], src: str, dst: str,
+          file_format: str) -> None:
+    _check_output(src, dst)
+    _write(checkpoint_bytes(checkpoint, file_format), dst)
 
 
 def _number(value: Any) -> Any:
@@ -304,7 +366,8 @@ def _number(value: Any) -> Any:
 
 
 def imagenet_to_mmdet(src: str, dst: str,
-                      eca: Optional[bool] = None) -> Dict[str, Any]:
+                      eca: Optional[bool] = None,
+                      file_format: Optional[str] = None) -> Dict[str, Any]:
     """Convert an ImageNet checkpoint of the authors into a backbone file.
 
     The output is ``{'state_dict': ..., 'meta': ...}`` with exactly the keys
@@ -313,14 +376,18 @@ def imagenet_to_mmdet(src: str, dst: str,
     loadable with ``init_cfg=dict(type='Pretrained', checkpoint=dst)``.
 
     Args:
-        src: The authors' ``*.pth.tar``.
-        dst: Output ``.pth`` file.
+        src: The authors' ``*.pth.tar`` (or any checkpoint of that layout,
+            ``.safetensors`` included).
+        dst: Output ``.pth`` or ``.safetensors`` file.
         eca: ``True`` / ``False`` to require an RLA-ECANet / RLA-ResNet
             file; ``None`` (default) infers it from the ``.eca.`` keys.
+        file_format: ``'pth'`` or ``'safetensors'``; by default the one
+            ``dst``'s extension names (see :func:`output_format`).
 
     Returns:
         The ``meta`` written to ``dst``.
     """
+    file_format = output_format(dst, file_format)
     checkpoint = load_checkpoint_file(src)
     if not isinstance(checkpoint.get('state_dict'), Mapping):
         raise ValueError(
@@ -357,7 +424,7 @@ def imagenet_to_mmdet(src: str, dst: str,
         converter='rla_mmdet.converters.imagenet_to_mmdet',
         converter_version=CONVERTER_VERSION,
         rla_mmdet_version=__version__)
-    _save(dict(state_dict=weights, meta=meta), src, dst)
+    _save(dict(state_dict=weights, meta=meta), src, dst, file_format)
     return meta
 
 
@@ -459,13 +526,15 @@ def _mmdet2_meta(checkpoint: Mapping, what: str) -> Tuple[Mapping, str, list]:
 def mmdet2_to_mmdet3(src: str,
                      dst: str,
                      config: Optional[str] = None,
-                     configs_dir: Optional[str] = None) -> Dict[str, Any]:
+                     configs_dir: Optional[str] = None,
+                     file_format: Optional[str] = None) -> Dict[str, Any]:
     """Convert an mmdetection 2.x detector checkpoint to MMDetection 3.x.
 
     Args:
         src: The 2.x ``.pth`` (``state_dict`` + ``meta`` with
             ``mmdet_version`` 2.x and ``CLASSES``).
-        dst: Output ``.pth``: ``state_dict`` with exactly the keys of the
+        dst: Output ``.pth`` (or ``.safetensors``): ``state_dict`` with
+            exactly the keys of the
             3.x model, ``meta`` with ``dataset_meta={'classes': ...}``;
             the optimizer state is dropped.
         config: The 3.x config to check the keys against.
@@ -473,11 +542,14 @@ def mmdet2_to_mmdet3(src: str,
             rla_mmdet clone, where the zoo config of the detector and
             backbone found in the file is taken from (the installed
             package holds no configs).
+        file_format: ``'pth'`` or ``'safetensors'``; by default the one
+            ``dst``'s extension names (see :func:`output_format`).
 
     Returns:
         The ``meta`` written to ``dst``.
     """
     what = repr(src)
+    file_format = output_format(dst, file_format)
     if config is None and configs_dir is None:
         raise ValueError(
             'mmdet2_to_mmdet3 needs the 3.x config to check the keys '
@@ -523,5 +595,60 @@ def mmdet2_to_mmdet3(src: str,
         converter='rla_mmdet.converters.mmdet2_to_mmdet3',
         converter_version=CONVERTER_VERSION,
         rla_mmdet_version=__version__)
-    _save(dict(state_dict=weights, meta=new_meta), src, dst)
+    _save(dict(state_dict=weights, meta=new_meta), src, dst, file_format)
     return new_meta
+
+
+# ------------------------------------------------------------------ publish
+def publish_checkpoint(src: str,
+                       dst: str,
+                       save_keys: Sequence[str] = _SAFETENSORS_KEYS,
+                       file_format: Optional[str] = None
+                       ) -> Tuple[str, str, List[str]]:
+    """Write the file to publish of a checkpoint, as MMDetection's
+    ``publish_model.py`` does.
+
+    Only ``save_keys`` of ``src`` are kept (by default ``meta`` and
+    ``state_dict``: the optimizer, parameter schedulers and message hub of
+    a training checkpoint are dropped). The file is written as ``dst``'s
+    stem (``dst`` less a ``.pth`` / ``.safetensors`` extension) +
+    ``-<first 8 hex digits of its sha256>`` + the format's extension, so
+    its URL carries the hash that :func:`rla_mmdet.checkpoint.
+    load_checkpoint_file` checks a download against.
+
+    Args:
+        src: The checkpoint (a path or URL; read by the checked loader).
+        dst: The output name; its folder is created if needed.
+        save_keys: The keys of ``src`` to keep; ``state_dict`` must be
+            among them.
+        file_format: ``'pth'`` or ``'safetensors'``; by default the one
+            ``dst``'s extension names.
+
+    Returns:
+        The path written, its full sha256 and the keys dropped.
+    """
+    if file_format is None:
+        file_format = output_format(dst)
+    _check_format_name(file_format)
+    if 'state_dict' not in save_keys:
+        raise ValueError('save_keys must include state_dict (the weights), '
+                         f'got {abbreviate(save_keys, 5)}.')
+    checkpoint = load_checkpoint_file(src)
+    if not isinstance(checkpoint.get('state_dict'), Mapping):
+        raise ValueError(
+            f'{src!r} has no "state_dict" (its keys are '
+            f'{abbreviate(checkpoint)}); publish a checkpoint written by '
+            'MMEngine or by the converters.')
+    kept = {k: checkpoint[k] for k in save_keys if k in checkpoint}
+    dropped = [k for k in checkpoint if k not in kept]
+    data = checkpoint_bytes(kept, file_format)
+    digest = hashlib.sha256(data).hexdigest()
+    stem = str(dst)
+    for extension in ('.pth', SUFFIX):
+        if stem.endswith(extension):
+            stem = stem[:-len(extension)]
+    extension = SUFFIX if file_format == 'safetensors' else '.pth'
+    path = f'{stem}-{digest[:8]}{extension}'
+    _check_output(src, path)
+    _write(data, path)
+    return path, digest, dropped

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from packaging.version import Version
 
 __all__ = [
-    'SUPPORTED', 'UPPER_REASONS', 'NEWEST_TESTED_TORCH',
+    'SUPPORTED', 'ON_USE', 'UPPER_REASONS', 'NEWEST_TESTED_TORCH',
     'UnsupportedVersionError', 'UntestedVersionWarning', 'install_requires',
     'check_version', 'check_installed', 'check_yapf'
 ]
@@ -36,6 +36,16 @@ SUPPORTED: Dict[str, Tuple[str, Optional[str]]] = {
     'mmengine': ('0.7.1', '1.0.0'),
     'mmcv': ('2.0.1', '2.2.0'),
     'mmdet': ('3.0.0', '4.0.0'),
+}
+
+#: Packages needed only by one feature, in the same form as
+#: :data:`SUPPORTED`: declared in ``install_requires`` and pinned in the lock
+#: files, but imported (and their version checked with
+#: :func:`check_version`) only when the feature is used, so ``import
+#: rla_mmdet`` runs without them. safetensors: reading and writing
+#: ``.safetensors`` checkpoints (:mod:`rla_mmdet.checkpoint.safetensors_io`).
+ON_USE: Dict[str, Tuple[str, Optional[str]]] = {
+    'safetensors': ('0.5.3', None),
 }
 
 #: Why each upper bound of :data:`SUPPORTED` is there.
@@ -92,25 +102,31 @@ def _version(text: str) -> 'Version':
                          'digits such as 2.1.2.') from None
 
 
+def _range(name: str) -> Tuple[str, Optional[str]]:
+    return SUPPORTED[name] if name in SUPPORTED else ON_USE[name]
+
+
 def _spec(name: str) -> str:
-    low, high = SUPPORTED[name]
+    low, high = _range(name)
     return f'{name}>={low}' + (f',<{high}' if high else '')
 
 
 def install_requires() -> list:
     """The requirement strings for ``setup.py``."""
-    return [_spec(name) for name in SUPPORTED] + [PACKAGING] + list(OTHERS)
+    return [_spec(name) for name in list(SUPPORTED) + list(ON_USE)
+            ] + [PACKAGING] + list(OTHERS)
 
 
 def check_version(name: str, installed: Optional[str]) -> None:
     """Raise :class:`UnsupportedVersionError` unless ``installed`` is in
-    the supported range of ``name``; ``None`` means not installed. A torch
+    the supported range of ``name`` (a package of :data:`SUPPORTED` or
+    :data:`ON_USE`); ``None`` means not installed. A torch
     newer than :data:`NEWEST_TESTED_TORCH` gets a warning.
 
     The upper bound excludes its pre-releases too (``2.2.0rc1`` is outside
     ``mmcv<2.2.0``).
     """
-    low, high = SUPPORTED[name]
+    low, high = _range(name)
     wanted = f"'{_spec(name)}'"
     if installed is None:
         raise UnsupportedVersionError(

@@ -16,6 +16,8 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import rla_mmdet  # noqa: E402,F401  registers the RLA backbones
+from rla_mmdet.checkpoint.safetensors_io import (  # noqa: E402
+    check_resume_source)
 from rla_mmdet.engine import enable_checkpoint_io  # noqa: E402
 from rla_mmdet.tools_support.args import (apply_common_args,  # noqa: E402
                                           parse_tool_args)
@@ -41,8 +43,9 @@ def parse_args(argv=None):
         'auto_scale_lr.base_batch_size of the config')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
-        help='resume from this checkpoint, or (no value) from the latest '
-        'checkpoint in the work dir')
+        help='resume from this checkpoint (a .pth a run saved: a '
+        '.safetensors holds weights only and is refused), or (no value) from '
+        'the latest checkpoint in the work dir')
     parser.add_argument(
         '--data-root',
         help='dataset root that replaces the config\'s data_root (COCO '
@@ -78,6 +81,8 @@ def main(argv=None):
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    if cfg.get('resume'):  # weights only: a .safetensors cannot resume
+        check_resume_source(cfg.get('load_from'))
 
     protect_work_dir(cfg.work_dir, cfg.get('resume', False))
     check_model_config(cfg)

@@ -62,6 +62,10 @@ each layer guarantees, in the order they act:
    default for local files (``weights_only=True`` from torch 2.6, full
    unpickling below) and full unpickling for URLs on every torch.
 
+A ``.safetensors`` file (known by its content, whatever its name) is no
+pickle and never reaches ``torch.load``: :mod:`.safetensors_io` checks its
+header and reads it.
+
 A missing file is a ``FileNotFoundError``, an unsafe one an
 :class:`UnsafeCheckpointError`, a truncated or corrupt one a
 ``ValueError`` (whatever torch or Python raised while reading it); each
@@ -80,7 +84,7 @@ from typing import Any, BinaryIO, Dict, Iterable, List, Mapping, Optional, Tuple
 import torch
 from packaging.version import Version
 
-from . import records, remote
+from . import records, remote, safetensors_io
 from .allow_list import (TORCH_SAFE_GLOBALS, Refused, RestrictedPickleModule,
                          resolve)
 
@@ -235,7 +239,8 @@ def load_checkpoint_file(filename: Any,
     """Load a checkpoint file, building only values of the allow-list.
 
     Args:
-        filename: Path of a ``.pth`` / ``.pth.tar`` file, or a URL
+        filename: Path of a ``.pth`` / ``.pth.tar`` / ``.safetensors``
+            file, or a URL
             (``http://``, ``https://``) or MMEngine name (``torchvision://``,
             ``modelzoo://``, ``open-mmlab://``, ``openmmlab://``,
             ``mmcls://``), downloaded once into torch's hub cache and then
@@ -304,6 +309,8 @@ def _load_path(path: str, label: str, map_location: Any,
         remote.check_sha256(
             hashlib.sha256(data).hexdigest(),
             remote.expected_sha256(path, sha256), f'checkpoint file {label}')
+    if safetensors_io.is_safetensors(data[:9]):  # never torch.load
+        return safetensors_io.load_safetensors(data, label, map_location)
     _check_format(io.BytesIO(data), label)
     checkpoint = _load_checked(data, label, map_location,
                                restricted is not False)

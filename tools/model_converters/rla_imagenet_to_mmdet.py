@@ -2,7 +2,8 @@
 
 Usage:
     python tools/model_converters/rla_imagenet_to_mmdet.py \
-        resnet50_rla_2283.pth.tar checkpoints/rla-r50_imagenet.pth [--eca]
+        resnet50_rla_2283.pth.tar checkpoints/rla-r50_imagenet.pth [--eca] \
+        [--format pth|safetensors]
 
 Drops ``module.``, the classifier (``bn2``, ``fc``) and the norm of the
 final hidden-state update, checks that every other key fits the inferred
@@ -29,7 +30,13 @@ def parse_args(argv=None):
         description='Convert an RLA-Net ImageNet checkpoint of the authors '
         'into a clean backbone checkpoint')
     parser.add_argument('src', help='the authors\' .pth.tar file')
-    parser.add_argument('dst', help='output .pth file')
+    parser.add_argument(
+        'dst', help='output file (.pth, or .safetensors with --format '
+        'safetensors)')
+    parser.add_argument(
+        '--format', choices=('pth', 'safetensors'), default=None,
+        help='file format of the output (default: safetensors for a dst '
+        'ending in .safetensors, else pth)')
     parser.add_argument(
         '--eca', action='store_true',
         help='require an RLA-ECANet file (by default ECA is inferred from '
@@ -40,7 +47,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     meta = imagenet_to_mmdet(
-        args.src, args.dst, eca=True if args.eca else None)
+        args.src, args.dst, eca=True if args.eca else None,
+        file_format=args.format)
     backbone = dict(meta['backbone'])
     kind = backbone.pop('type')
     args_str = ', '.join(f'{k}={v!r}' for k, v in backbone.items())

@@ -3,7 +3,8 @@
 Usage:
     python tools/model_converters/rla_mmdet2_to_mmdet3.py \
         faster_rcnn_r50rla_fpn_1x_coco_388.pth \
-        checkpoints/faster-rcnn_rla-r50_fpn_1x_coco.pth [--config CONFIG]
+        checkpoints/faster-rcnn_rla-r50_fpn_1x_coco.pth [--config CONFIG] \
+        [--format pth|safetensors]
 
 Checks every key and shape against the 3.x model of the matching config of
 configs/ (or --config), moves meta.CLASSES to meta.dataset_meta.classes and
@@ -27,7 +28,13 @@ def parse_args(argv=None):
         description='Convert an mmdetection 2.x RLA-Net detector checkpoint '
         'to MMDetection 3.x')
     parser.add_argument('src', help='the mmdetection 2.x .pth file')
-    parser.add_argument('dst', help='output .pth file')
+    parser.add_argument(
+        'dst', help='output file (.pth, or .safetensors with --format '
+        'safetensors)')
+    parser.add_argument(
+        '--format', choices=('pth', 'safetensors'), default=None,
+        help='file format of the output (default: safetensors for a dst '
+        'ending in .safetensors, else pth)')
     parser.add_argument(
         '--config',
         help='3.x config to check the keys against (default: the config of '
@@ -39,7 +46,8 @@ def main(argv=None):
     args = parse_args(argv)
     # Without --config: the matching config of this clone's configs/.
     meta = mmdet2_to_mmdet3(args.src, args.dst, args.config,
-                            configs_dir=osp.join(ROOT, 'configs'))
+                            configs_dir=osp.join(ROOT, 'configs'),
+                            file_format=args.format)
     print(f'{args.src} (mmdet {meta["source_mmdet_version"]}, epoch '
           f'{meta["epoch"]}) -> {args.dst}: checked against {meta["config"]}, '
           f'{len(meta["dataset_meta"]["classes"])} classes; dropped '

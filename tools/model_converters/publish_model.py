@@ -1,0 +1,58 @@
+"""Make a checkpoint ready to publish, as MMDetection's tool of this name.
+
+Usage:
+    python tools/model_converters/publish_model.py IN_FILE OUT_FILE \
+        [--save-keys meta state_dict] [--format pth|safetensors]
+
+Keeps only ``meta`` and ``state_dict`` of IN_FILE (the optimizer, parameter
+schedulers and message hub of a training checkpoint are dropped), and
+writes OUT_FILE's stem + ``-<first 8 hex digits of the sha256>.pth`` (or
+``.safetensors`` with ``--format safetensors``, a file with no pickle in
+it), then prints the file's full sha256. The hash in the name is what the
+checkpoint loader checks a download against, so the URL of the published
+file verifies itself. IN_FILE is read by the checked loader (a path or a
+URL, ``.pth`` or ``.safetensors``).
+"""
+import argparse
+import importlib.util
+import os.path as osp
+import sys
+
+if importlib.util.find_spec('rla_mmdet') is None:
+    # Not installed: run from the clone this script is in.
+    sys.path.insert(
+        0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from rla_mmdet.converters import FORMATS, publish_checkpoint  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Process a checkpoint to be published')
+    parser.add_argument('in_file', help='input checkpoint filename')
+    parser.add_argument(
+        'out_file', help='output checkpoint filename; -<sha256 prefix> is '
+        'added before the extension')
+    parser.add_argument(
+        '--save-keys', nargs='+', default=['meta', 'state_dict'],
+        help='keys of the checkpoint to keep (default: meta state_dict)')
+    parser.add_argument(
+        '--format', choices=FORMATS, default=None,
+        help='file format of the output (default: safetensors for an '
+        'out_file ending in .safetensors, else pth)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    path, digest, dropped = publish_checkpoint(
+        args.in_file, args.out_file, args.save_keys, args.format)
+    if dropped:
+        print(f'dropped {", ".join(dropped)} (not in --save-keys)')
+    print(f'The published model is saved at {path}')
+    print(f'sha256 {digest}')
+    return path, digest
+
+
+if __name__ == '__main__':
+    main()
