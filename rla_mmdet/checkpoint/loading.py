@@ -346,6 +346,12 @@ def _load_checked(data: bytes, label: str, map_location: Any,
         else:
             records.check_legacy(data)
         return _torch_load(io.BytesIO(data), map_location, restricted)
+    except records.CostlyKey:
+        raise _unsafe(
+            label, 'it holds a dict key or set item made of tuples of tuples, '
+            'whose hash can cost 2**depth (a checkpoint keys its values by '
+            'names and numbers)', 'ask its author for a file written by '
+            'torch.save.') from None
     except records.Unsafe as exc:
         raise _unsafe(
             label, f'its records or storages are not what torch.save writes '

@@ -49,6 +49,12 @@ class Unsafe(Exception):
     in the file, or to be read otherwise by torch than checked here."""
 
 
+class CostlyKey(Exception):
+    """A dict key or set item of the pickle is a tuple holding tuples:
+    hashing it, as any unpickler does while filling the dict or set, can
+    cost 2**depth when the tuples are shared."""
+
+
 # ------------------------------------------------------------ the scan
 class Symbol:
     """A global a pickle names: its module and name, never imported."""
@@ -63,6 +69,22 @@ class Node:
     """What a call, a new object or a persistent id would have built."""
 
     __slots__ = ()
+
+
+#: The keys a scan puts into the dicts and sets it builds (it needs only
+#: the values of the legacy header and key list, whose keys are strings).
+_PLAIN_KEYS = (str, bytes, int, float, bool, type(None))
+
+
+#: The globals that hash the items of the list they are called with.
+_HASHING = ('set', 'frozenset', 'OrderedDict', 'Counter', 'dict')
+
+
+def _check_keys(keys: list) -> None:
+    """Refuse keys that are tuples holding tuples (see :class:`CostlyKey`)."""
+    for key in keys:
+        if type(key) is tuple and any(type(k) is tuple for k in key):
+            raise CostlyKey('a dict key or set item made of tuples of tuples')
 
 
 class Scanner(pickle._Unpickler):  # type: ignore[name-defined]
@@ -86,7 +108,15 @@ class Scanner(pickle._Unpickler):  # type: ignore[name-defined]
         return Node()
 
     def _call(self) -> None:  # REDUCE: func, args -> a node
-        self.stack.pop()
+        args = self.stack.pop()
+        func = self.stack[-1]
+        if isinstance(func, Symbol) and func.name in _HASHING and \
+                type(args) is tuple and args and type(args[0]) is list:
+            items = args[0]  # what set(...) or OrderedDict(...) would hash
+            if func.name in ('OrderedDict', 'dict'):
+                items = [p[0] for p in items
+                         if type(p) in (tuple, list) and p]
+            _check_keys(items)
         self.stack[-1] = Node()
 
     def _newobj(self) -> None:  # NEWOBJ: cls, args -> a node
@@ -119,14 +149,19 @@ class Scanner(pickle._Unpickler):  # type: ignore[name-defined]
     def _fill(self, kind: type, items: list) -> None:
         """Fill a container the scan built itself; what the pickle made
         by a call (a node) takes nothing."""
+        if kind is not list:  # refused before any unpickler hashes it
+            _check_keys(items[::2] if kind is dict else items)
         target = self.stack[-1]
         if type(target) is not kind:
             return
-        if kind is dict:
+        if kind is list:
+            target.extend(items)
+        elif kind is dict:  # the scan keeps plain keys only
             for i in range(0, len(items) - 1, 2):
-                target[items[i]] = items[i + 1]
+                if type(items[i]) in _PLAIN_KEYS:
+                    target[items[i]] = items[i + 1]
         else:
-            getattr(target, 'extend' if kind is list else 'update')(items)
+            target.update(v for v in items if type(v) in _PLAIN_KEYS)
 
     def _frame(self) -> None:
         size, = struct.unpack('<Q', self.read(8))
