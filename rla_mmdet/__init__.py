@@ -7,7 +7,9 @@ and mmdet (:mod:`rla_mmdet.dependencies`), registers ``RLAResNet``,
 :mod:`rla_mmdet.engine` in MMEngine's ``HOOKS``. It changes nothing else:
 torch's ``weights_only`` allow-list, MMEngine's checkpoint loaders and
 file backends stay as they are until ``CheckpointIOHook`` (listed in this
-package's configs) or a ``tools/`` script switches on :func:`rla_mmdet.engine.enable_checkpoint_io`.
+package's configs) or a ``tools/`` script switches on :func:`rla_mmdet.engine.enable_checkpoint_io`,
+or :mod:`rla_mmdet.checked_loading` (named in the ``custom_imports`` of this
+package's configs) is imported.
 """
 from .dependencies import check_installed as _check_installed
 

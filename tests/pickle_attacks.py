@@ -630,6 +630,7 @@ def write_many_classes(path: str, num_classes: int = 50000) -> None:
     import torch
     one = torch.zeros(1)
     state = r50_names('backbone.', one)
+    # stored in full: only the class count is a claim
     state['backbone.conv_outs.0.weight'] = torch.zeros(32, 256, 1, 1)
     state['roi_head.bbox_head.fc_cls.weight'] = one
     meta = dict(mmdet_version='2.28.2',
