@@ -45,11 +45,29 @@ def atomic_file(path: PathLike, suffix: str = '.tmp') -> Iterator[BinaryIO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); the target gets the mode
+        # open() would give a new file, so checkpoints stay shareable.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if osp.lexists(tmp):
             os.remove(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system
+    tells it (Linux), else set and put back at once."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(data: bytes, path: PathLike) -> None:

@@ -46,6 +46,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from .atomic import atomic_write
 from .backbones import RLAECANet, RLAMobileNetV2, RLAResNet
 from .checkpoint import (abbreviate, detector_unbuilt, fit_state_dict,
                          get_state_dict, load_checkpoint_file, remote)
@@ -339,18 +340,10 @@ def _check_output(src: str, dst: str) -> None:
 
 
 def _write(data: bytes, dst: str) -> None:
-    """Write ``data`` to ``dst`` through ``dst.tmp`` renamed into place (a
-    failed write leaves no partial ``dst``; the file gets the permissions
-    of any new file, for sharing)."""
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    tmp = dst + '.tmp'
-    try:
-        with open(tmp, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, dst)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    """Write ``data`` to ``dst`` atomically (a failed write leaves no
+    partial ``dst``, and no other file is touched); the file gets the
+    permissions of any new file, for sharing."""
+    atomic_write(data, dst)
 
 
 def _save(checkpoint: Dict[str, Any], src: str, dst: str,
