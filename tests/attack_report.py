@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import os.path as osp
+import re
 import shutil
 import signal
 import subprocess
@@ -592,12 +593,33 @@ def all_cases() -> List[Case]:
 _current = threading.local()
 
 
+#: What the merged table takes from a note: (pattern, how to say it).
+_FACTS = [
+    (r'second host asked (\d+) times', r'B asked \1x'),
+    (r'loaded (w=\d).*opens of the path: (\d+)', r'\1, \2 opens'),
+    (r'after the next load: .* (\d+) partial', r'\1 partial left'),
+    (r'^cache holds ([1-9]\d*) B', r'kept \1 B'),
+    (r'on meta, storage', 'meta tensor'),
+    (r'^(_StorageMeta|function|type):', r'a \1'),
+    (r'storage 64 B values', 'heap values'),
+    (r'storage 8 B values \[(?!0\.0, 0\.0)', 'uninit values'),
+]
+
+
 def _short(row: dict) -> str:
     """An outcome in a few words, for the merged table."""
     outcome = row['outcome'].replace('refused: ', '').replace(
         'UnsafeCheckpointError', 'Unsafe').replace(
-            'killed by harness (SIGKILL)', 'killed')
-    return f'{outcome} {row["seconds"]:.1f}s {row["rss_mib"]}M'
+            'file written outside the cache', 'WROTE OUTSIDE')
+    if outcome.startswith('timed out'):
+        outcome = f'timed out {row["seconds"]:.0f}s'
+    else:
+        outcome += f' {row["seconds"]:.1f}s'
+    for pattern, say in _FACTS:
+        found = re.search(pattern, row['note'])
+        if found:
+            outcome += ' (' + found.expand(say) + ')'
+    return f'{outcome} {row["rss_mib"]}M'
 
 
 def merge(files: dict) -> None:
@@ -608,7 +630,7 @@ def merge(files: dict) -> None:
         with open(path) as f:
             tables[label] = {r['case']: r for r in json.load(f)['rows']}
     order = []
-    for table in tables.values():
+    for table in reversed(list(tables.values())):  # the newest names
         order += [r for r in table.values()
                   if r['case'] not in [o['case'] for o in order]]
     print('| item | attack | ' + ' | '.join(tables) + ' |')
