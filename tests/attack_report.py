@@ -676,7 +676,7 @@ def main(argv=None) -> int:
         [sys.executable, '-c', 'import rla_mmdet, torch, sys; '
          'print(rla_mmdet.__file__, torch.__version__, sys.version.split()[0])'],
         env=_child_env(tree, tempfile.gettempdir(), {}),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=tempfile.gettempdir(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     head = f'# tree {tree}; child: {probe.stdout.strip()[-200:]}'
     print(head)
     print(f'# {sys.executable}; bound {BOUND_S:g} s after imports unless '
