@@ -655,3 +655,14 @@ def write_reduce_payload(path: str, marker: str, state_dict=None) -> None:
     import torch
     torch.save(dict(state_dict=state_dict or {}, meta={},
                     x=RunsCode(f'touch {marker}')), path)
+# ---- issue 27 report (tests/attack_report.py) ----
+def write_many_classes_dense(path: str, num_classes: int = 50000) -> None:
+    """:func:`write_many_classes` with a stored hidden-state weight (no
+    stride-0 view for the loader to refuse): the converter's own class
+    bound is what stops it."""
+    import torch
+    write_many_classes(path, num_classes)
+    checkpoint = torch.load(path, weights_only=False)
+    state = checkpoint['state_dict']
+    state['backbone.conv_outs.0.weight'] = torch.zeros(32, 256, 1, 1)
+    torch.save(checkpoint, path)
