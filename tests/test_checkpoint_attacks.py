@@ -258,7 +258,7 @@ def test_numpy_values_of_plain_dtypes_only(tmp_path, restricted):
 def test_opcodes_and_calls_outside_the_list_are_refused(tmp_path, opcodes):
     p = attacks.Program().op(opcodes)
     _save_program(tmp_path / 'f.pth', p)
-    with pytest.raises(UnsafeCheckpointError, match='Details: refused'):
+    with pytest.raises(UnsafeCheckpointError, match=r'\(refused'):
         load_checkpoint_file(tmp_path / 'f.pth', restricted=True)
 
 

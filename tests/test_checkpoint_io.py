@@ -91,7 +91,7 @@ def test_restricted_loader_refuses_code_and_state_changes(tmp_path, payload):
     obj = _Payload(marker) if payload == 'os.system' else _SetsDoc()
     torch.save({'state_dict': {'w': torch.ones(1)}, 'x': obj}, path)
     with pytest.raises(UnsafeCheckpointError, match=r"refused to load .*"
-                       r"evil\.pth.*Details: refused"):
+                       r"evil\.pth.*\(refused"):
         load_checkpoint_file(path, restricted=True)
     assert not marker.exists()
     assert HistoryBuffer.mean.__doc__ == doc

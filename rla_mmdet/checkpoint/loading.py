@@ -361,11 +361,10 @@ def _load_checked(data: bytes, label: str, map_location: Any,
         if isinstance(exc, Refused) or 'Weights only load failed' in str(
                 exc):
             raise _unsafe(
-                label, 'it contains objects that are neither tensors nor '
-                'MMEngine checkpoint values, and unpickling them could run '
-                'code',
+                label, 'it asks for more than tensors and plain checkpoint '
+                f'values ({_first_line(exc).rstrip(".")})',
                 'only load it with torch.load(weights_only=False) if you '
-                f'trust its author. Details: {_first_line(exc)}') from None
+                'trust its author.') from None
         raise _corrupt(label, exc) from None
     except Exception as exc:  # noqa: B902 (torch's AssertionError too)
         raise _corrupt(label, exc) from None
