@@ -36,8 +36,10 @@ import torch
 import torch.nn as nn
 
 from .backbones import RLAECANet, RLAMobileNetV2, RLAResNet
-from .checkpoint import (abbreviate, detector_unbuilt, fit_state_dict,
-                         get_state_dict, load_checkpoint_file, remote)
+from .checkpoint import (abbreviate, check_state_dict, checkpoint_hint,
+                         detector_unbuilt, file_kind_hint, fit_state_dict,
+                         get_state_dict, load_checkpoint_file, remote,
+                         unbuilt_prefixes)
 from .version import __version__
 from .zoo import DETECTORS
 
@@ -100,8 +102,7 @@ def infer_backbone(state_dict: Mapping[str, torch.Tensor],
             s, b = int(m.group(1)), int(m.group(2))
             blocks[s] = max(blocks.get(s, 0), b + 1)
     if not blocks:
-        hint = (RLAResNet.file_kind_hint(keys, _DETECTOR_ADVICE)
-                or RLAMobileNetV2.file_kind_hint(keys, _DETECTOR_ADVICE))
+        hint = file_kind_hint(keys, _DETECTOR_ADVICE)
         raise ValueError(
             f'{what} has no RLA block keys ({prefix}stages.S.B.*); its first '
             f'keys are {abbreviate(state_dict)}.{hint}')
@@ -154,7 +155,7 @@ def _infer_mobilenet_v2(state_dict: Mapping[str, torch.Tensor], prefix: str,
     ``rla_channel`` and
     ``widen_factor`` from ``bn2`` and ``conv1``."""
     cfg: Dict[str, Any] = dict(type='RLAMobileNetV2')
-    RLAMobileNetV2.check_state_dict(state_dict, what, prefix)
+    check_state_dict(RLAMobileNetV2, state_dict, what, prefix)
     k = int(state_dict[prefix + 'recurrent_dsconvs.0.weight'].shape[0])
     if k != 32:
         cfg['rla_channel'] = k
@@ -248,10 +249,10 @@ def imagenet_to_mmdet(src: str, dst: str,
             f'{"--eca" if eca else "no ECA"} was asked for.')
     model = _build_backbone(backbone_cfg)
     weights, dropped = fit_state_dict(
-        state_dict, model, model.unbuilt_prefixes(), repr(src),
+        state_dict, model, unbuilt_prefixes(model), repr(src),
         f'{backbone_cfg["type"]}({model.describe()})',
-        lambda missing, unexpected: model.checkpoint_hint(
-            missing, unexpected) or _NOT_UNDERSTOOD)
+        lambda missing, unexpected: checkpoint_hint(
+            model, missing, unexpected) or _NOT_UNDERSTOOD)
     meta = dict(
         source=osp.basename(src),
         source_sha256=sha256sum(src),
