@@ -62,9 +62,13 @@ def build_rla_modules(channels: int,
 
     Returns:
         The ``num_updates`` norms, ``conv_out`` (1x1, ``channels`` to ``k``)
-        and ``recurrent_conv`` (3x3, ``k`` to ``k``), all without bias.
+        and ``recurrent_conv`` (3x3, ``k`` to ``k``), all without bias; for
+        a stage without updates, ``nn.Identity()`` for both convolutions, so
+        that no parameter goes without a gradient.
     """
     k = rla_channel
+    if not num_updates:
+        return nn.ModuleList(), nn.Identity(), nn.Identity()
     norms = nn.ModuleList(
         build_norm_layer(norm_cfg, k)[1] for _ in range(num_updates))
     conv_out = build_conv_layer(conv_cfg, channels, k, 1, bias=False)
