@@ -16,6 +16,9 @@ from .dependencies import check_installed as _check_installed
 _check_installed()
 
 from .backbones import RLAECANet, RLAMobileNetV2, RLAResNet  # noqa: E402
+# The strict loader of the published layouts for the backbones' Pretrained
+# init_cfg (the backbones themselves read no file).
+from .checkpoint import adaptation as _adaptation  # noqa: E402,F401
 from .engine import (CheckpointIOHook, EpochSeedHook,  # noqa: E402,F401
                      NonFiniteLossHook)
 from .ssd_head import SSDLiteHead  # noqa: E402,F401

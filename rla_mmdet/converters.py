@@ -48,8 +48,10 @@ import torch.nn as nn
 
 from .atomic import atomic_write
 from .backbones import RLAECANet, RLAMobileNetV2, RLAResNet
-from .checkpoint import (abbreviate, detector_unbuilt, fit_state_dict,
-                         get_state_dict, load_checkpoint_file, remote)
+from .checkpoint import (abbreviate, check_state_dict, checkpoint_hint,
+                         detector_unbuilt, file_kind_hint, fit_state_dict,
+                         get_state_dict, load_checkpoint_file, remote,
+                         unbuilt_prefixes)
 from .checkpoint.safetensors_io import SUFFIX, dump_safetensors
 from .version import __version__
 from .zoo import DETECTORS
@@ -180,8 +182,7 @@ def infer_backbone(state_dict: Mapping[str, torch.Tensor],
             s, b = int(m.group(1)), int(m.group(2))
             blocks[s] = max(blocks.get(s, 0), b + 1)
     if not blocks:
-        hint = (RLAResNet.file_kind_hint(keys, _DETECTOR_ADVICE)
-                or RLAMobileNetV2.file_kind_hint(keys, _DETECTOR_ADVICE))
+        hint = file_kind_hint(keys, _DETECTOR_ADVICE)
         raise ValueError(
             f'{what} has no RLA block keys ({prefix}stages.S.B.*); its first '
             f'keys are {abbreviate(state_dict)}.{hint}')
@@ -252,7 +253,7 @@ def _infer_mobilenet_v2(state_dict: Mapping[str, torch.Tensor], prefix: str,
     cfg: Dict[str, Any] = dict(type='RLAMobileNetV2')
     channels = _shape_channel(state_dict,
                               prefix + 'recurrent_dsconvs.0.weight', what)
-    RLAMobileNetV2.check_state_dict(state_dict, what, prefix)
+    check_state_dict(RLAMobileNetV2, state_dict, what, prefix)
     if channels != 32:
         cfg['rla_channel'] = channels
     stem = state_dict.get(prefix + 'conv1.0.weight')
@@ -402,10 +403,10 @@ def imagenet_to_mmdet(src: str, dst: str,
             f'{"--eca" if eca else "no ECA"} was asked for.')
     model = _build_backbone(backbone_cfg)
     weights, dropped = fit_state_dict(
-        state_dict, model, model.unbuilt_prefixes(), repr(src),
+        state_dict, model, unbuilt_prefixes(model), repr(src),
         f'{backbone_cfg["type"]}({model.describe()})',
-        lambda missing, unexpected: model.checkpoint_hint(
-            missing, unexpected) or _NOT_UNDERSTOOD)
+        lambda missing, unexpected: checkpoint_hint(
+            model, missing, unexpected) or _NOT_UNDERSTOOD)
     meta = dict(
         source=osp.basename(src),
         source_sha256=sha256sum(src),

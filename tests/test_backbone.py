@@ -12,6 +12,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from rla_mmdet import RLAECANet, RLAMobileNetV2, RLAResNet
 from rla_mmdet.backbones import RLABasicBlock, RLABottleneck
+from rla_mmdet.checkpoint import unbuilt_prefixes
 from rla_spec import (published_mobilenet_v2_layout, published_resnet_layout,
                       reference_forward)
 from helpers import assert_same_grads, build, randomize_norms
@@ -246,7 +247,7 @@ def test_every_parameter_gets_a_gradient(cls, depth, kwargs):
 def test_final_hidden_state_norm_is_not_built():
     model = build(50)
     assert [len(b) for b in model.stage_bns] == [3, 4, 6, 2]
-    assert 'stage_bns.3.2' in model.unbuilt_prefixes()[-1]
+    assert 'stage_bns.3.2' in unbuilt_prefixes(model)[-1]
 
 
 def test_parameter_counts_match_the_paper():
@@ -539,7 +540,7 @@ def test_published_checkpoints_of_every_variant_load(tmp_path, variant, cls,
     own = model.state_dict()
     for key, value in own.items():
         assert torch.equal(value, state['module.' + key]), key
-    unbuilt = model.unbuilt_prefixes()
+    unbuilt = unbuilt_prefixes(model)
     assert sorted(own) == sorted(k for k in layout
                                  if not k.startswith(unbuilt))
 
@@ -619,7 +620,13 @@ def test_legacy_authors_dict_builds_the_same_network():
      r'kernel_size of attention'),
     (dict(norm_cfg='BN'), TypeError, r'norm_cfg must be a dict'),
     (dict(plugins=[dict(cfg=dict(type='ContextBlock'))]), ValueError,
-     r'plugins are not supported'),
+     r'plugins\[0\] needs a position in'),
+    (dict(depth=18, plugins=[dict(cfg=dict(type='ContextBlock'),
+                                  position='after_conv1')]), ValueError,
+     r'plugins apply to Bottleneck'),
+    (dict(plugins=[dict(cfg=dict(type='ContextBlock'), position='after_conv1',
+                        stages=(True, ))]), ValueError,
+     r'plugins\[0\] stages must have 4 items'),
     (dict(norm_eval='yes'), TypeError, r'norm_eval must be True or False'),
     (dict(with_cp=1), TypeError, r'with_cp'),
     (dict(pretrained='a.pth', init_cfg=dict(type='Pretrained',

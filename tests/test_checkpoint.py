@@ -11,7 +11,8 @@ from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
 
 from rla_mmdet import RLAECANet, RLAResNet
 from rla_mmdet.checkpoint import (WEIGHTS_ONLY_ENFORCES_ALLOW_LIST,
-                                  UnsafeCheckpointError, load_checkpoint_file)
+                                  UnsafeCheckpointError, adapt_state_dict,
+                                  load_checkpoint_file)
 from rla_mmdet.engine import enable_checkpoint_io, restore_checkpoint_io
 
 pytestmark = pytest.mark.core
@@ -109,13 +110,17 @@ def test_detector_checkpoint_with_backbone_prefix(tmp_path):
         model.init_weights()
 
 
-def test_plain_load_state_dict_ignores_unbuilt_modules(tmp_path):
+def test_adapted_published_layout_loads_with_plain_load_state_dict(tmp_path):
     model = RLAResNet(depth=18)
     state = model.state_dict()
     state['stage_bns.3.1.weight'] = torch.ones(32)
     state['fc.weight'] = torch.ones(1000, 544)
-    result = model.load_state_dict(state, strict=True)
+    result = model.load_state_dict(adapt_state_dict(model, state),
+                                   strict=True)
     assert not result.missing_keys and not result.unexpected_keys
+    # The backbone itself knows no published layout.
+    with pytest.raises(RuntimeError, match='fc.weight'):
+        model.load_state_dict(state, strict=True)
 
 
 def test_wrong_architecture_is_refused_with_the_first_keys(tmp_path):

@@ -1,5 +1,6 @@
 """How the code is laid out, checked on its source: short functions, no
-import cycle in the package, one way for the tools to find it, and each
+import cycle in the package, the backbones apart from checkpoint IO and the
+recurrence in one module, one way for the tools to find it, and each
 backbone argument assigned once where a reader looks for it."""
 import ast
 import glob
@@ -7,6 +8,7 @@ import importlib.util
 import inspect
 import os.path as osp
 import runpy
+import subprocess
 import sys
 import textwrap
 
@@ -123,6 +125,68 @@ def test_no_import_cycle_inside_the_package():
     graph = import_graph()
     assert 'rla_mmdet.backbones.rla_resnet' in graph['rla_mmdet.backbones']
     assert find_cycle(graph) is None, ' -> '.join(find_cycle(graph))
+
+
+def reachable(graph, roots):
+    """The modules ``roots`` import, directly or through others."""
+    seen, todo = set(), list(roots)
+    while todo:
+        for dep in graph[todo.pop()]:
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def checkpoint_modules_of_backbones(graph):
+    backbones = [m for m in graph if m.startswith('rla_mmdet.backbones')]
+    return sorted(m for m in reachable(graph, backbones)
+                  if m.startswith('rla_mmdet.checkpoint'))
+
+
+def test_the_backbones_import_nothing_of_the_checkpoint_package():
+    """The model knows no file: the published layouts are mapped onto the
+    backbones by rla_mmdet.checkpoint.adaptation, not by the backbones."""
+    graph = import_graph()
+    assert 'rla_mmdet.backbones' in reachable(
+        graph, ['rla_mmdet.checkpoint.adaptation'])
+    assert checkpoint_modules_of_backbones(graph) == []
+    # The check sees such an import, even through another module.
+    graph['rla_mmdet.layers.rla_ops'].add('rla_mmdet.checkpoint.loading')
+    assert 'rla_mmdet.checkpoint.loading' in checkpoint_modules_of_backbones(
+        graph)
+
+
+def test_only_the_engine_updates_the_hidden_state():
+    """The recurrence is in one module: only the RLA engine takes the
+    update operator (rla_mmdet.layers.rla_update) outside the layers."""
+    users = []
+    for rel, tree in _sources('rla_mmdet'):
+        if rel.startswith(osp.join('rla_mmdet', 'layers')):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and any(
+                    a.name in ('rla_update', 'rla_ops') for a in node.names):
+                users.append(rel)
+    assert users == [osp.join('rla_mmdet', 'backbones', 'rla_engine.py')]
+
+
+def test_the_package_imports_where_fcntl_does_not_exist():
+    """As on Windows, where mmdet runs: no module of the package may need
+    fcntl to be imported."""
+    script = textwrap.dedent("""
+        import sys
+        sys.modules['fcntl'] = None  # `import fcntl` raises ImportError
+        import rla_mmdet
+        from rla_mmdet import checkpoint, converters, engine
+        from rla_mmdet.backbones import RLAResNet
+        RLAResNet(depth=18)
+        print('imported')
+    """)
+    out = subprocess.run([sys.executable, '-c', script], capture_output=True,
+                         text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ['imported']
 
 
 # -------------------------------------------------------------------- tools

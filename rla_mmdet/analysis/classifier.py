@@ -15,8 +15,7 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 
 from ..backbones import RLAMobileNetV2, RLAResNet
-from ..backbones._checks import check_int
-from ..layers import rla_update
+from ..backbones.checks import check_int
 
 __all__ = ['RLAClassifier', 'RLAMobileNetV2Classifier']
 
@@ -25,7 +24,8 @@ class RLAClassifier(nn.Module):
     """An RLA backbone with the authors' ImageNet classifier, for counting.
 
     The detection backbone leaves out three parts of the ImageNet network
-    (see ``RLAResNet.unbuilt_prefixes``); this module adds them back so that
+    (see :func:`rla_mmdet.checkpoint.unbuilt_prefixes`); this module adds
+    them back so that
     params and FLOPs compare with the paper's table:
 
     - ``last_stage_bn``: the norm of the hidden-state update after the last
@@ -71,10 +71,9 @@ class RLAClassifier(nn.Module):
         net = self.backbone
         _, x, h = net.run_stages(img)
         # The update after the last block, which the detection backbone
-        # skips because no detector reads it.
-        s = net.num_stages - 1
-        h = rla_update(net.conv_outs[s], self.last_stage_bn,
-                       net.recurrent_convs[s], x, h)
+        # skips because no detector reads it: the engine's update with the
+        # last stage's modules and this norm.
+        h = net.rla_update(net.num_stages - 1, self.last_stage_bn, x, h)
         h = F.relu(self.bn2(h))
         x = F.adaptive_avg_pool2d(torch.cat([x, h], dim=1), 1)
         return self.fc(torch.flatten(x, 1))

@@ -19,7 +19,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 
-from ._checks import check_int, check_int_tuple
+from .checks import check_int, check_int_tuple
 
 __all__ = [
     'SE', 'ECA', 'ATTENTIONS', 'AttentionType', 'check_attention',

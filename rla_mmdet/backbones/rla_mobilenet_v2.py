@@ -14,31 +14,29 @@ those load as they are. Per inverted-residual block ``i`` of stage ``j``::
 3x3 depthwise ``recurrent_dsconv`` is one module shared by the whole network.
 Output 7 is the head ``relu6(bn(conv1x1(cat([x, relu6(bn2(h))]))))``.
 
-The update of ``h`` is the RLA-ResNet's operator,
-:func:`rla_mmdet.layers.rla_update`, with the depthwise recurrent
-convolution. The attention takes RLA-ResNet's one argument
-(:mod:`.attention`); initialisation, the start of ``h``, ``with_cp`` and
-freezing are RLA-ResNet's too (:mod:`._base`).
+The recurrence (the start of ``h``, the loop, its pooling and its update)
+is the engine of every RLA network,
+:class:`~rla_mmdet.backbones.rla_engine.RLAEngine`, here with the depthwise
+recurrent convolution; the blocks honour its contract (``(x, h) -> (x, y)``).
+The attention takes RLA-ResNet's one argument (:mod:`.attention`);
+initialisation and freezing are RLA-ResNet's too (:mod:`.base`).
 """
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn import (build_activation_layer, build_conv_layer,
                       build_norm_layer)
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 
-from ..checkpoint import CheckpointAdapterMixin
-from ..layers import rla_update
 from .attention import (AttentionType, build_attention, check_attention,
                         refuse_arguments, stage_attention)
-from ._base import DEFAULT_INIT_CFG, RLABackboneMixin, freeze
-from ._checks import (check_bool, check_cfg, check_indices, check_init_cfg,
-                      check_int)
+from .base import DEFAULT_INIT_CFG, RLABackboneMixin, freeze
+from .checks import (check_bool, check_cfg, check_indices, check_init_cfg,
+                     check_int)
 
-__all__ = ['RLAMobileNetV2']
+__all__ = ['RLAInvertedResidual', 'RLAMobileNetV2']
 
 #: The authors store their one recurrent convolution five times
 #: (``recurrent_dsconvs.0`` ... ``.4``, the same module).
@@ -78,9 +76,11 @@ def _conv_norm_act(in_channels: int,
         build_activation_layer(act_cfg))
 
 
-class _RLAInvertedResidual(nn.Module):
+class RLAInvertedResidual(nn.Module):
     """MobileNetV2's inverted residual block with the hidden state ``h``
-    joining after the expansion.
+    joining after the expansion: ``(x, h) -> (output, branch y before the
+    residual add)``, ``y`` being what the update of ``h`` reads (the block
+    contract of :mod:`~rla_mmdet.backbones.rla_engine`).
 
     Args:
         in_channels: Channels of ``x``.
@@ -104,6 +104,7 @@ class _RLAInvertedResidual(nn.Module):
         hidden = int(round(in_channels * expand_ratio))
         mixed = hidden + rla_channel
         self.stride = stride
+        self.pool_hidden = stride != 1
         self.use_res_connect = stride == 1 and in_channels == out_channels
         self.conv1x1 = (
             _conv_norm_act(in_channels, hidden, 1, conv_cfg, norm_cfg,
@@ -119,23 +120,17 @@ class _RLAInvertedResidual(nn.Module):
             layers.append(module)
         self.conv = nn.Sequential(*layers)
 
-    def forward(
-        self, x: torch.Tensor, h: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(output, branch y before the residual add, h at the output's
-        resolution)``."""
+    def forward(self, x: torch.Tensor,
+                h: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(output, branch y before the residual add)``."""
         e = x if self.conv1x1 is None else self.conv1x1(x)
         y = self.conv(torch.cat([e, h], dim=1))
         out = x + y if self.use_res_connect else y
-        if self.stride != 1:
-            # ceil_mode: h keeps the strided conv's size for odd inputs too
-            # (the plain 2x2 average for even ones).
-            h = F.avg_pool2d(h, 2, 2, ceil_mode=True)
-        return out, y, h
+        return out, y
 
 
 @MODELS.register_module()
-class RLAMobileNetV2(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
+class RLAMobileNetV2(RLABackboneMixin, BaseModule):
     """MobileNetV2 with depthwise-separable RLA (the authors' dsRLA).
 
     The arguments and defaults are those of MMDetection's ``MobileNetV2``,
@@ -151,9 +146,9 @@ class RLAMobileNetV2(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
     ``init_cfg=dict(type='Pretrained', checkpoint=...)``; the five stored
     copies of the shared recurrent convolution must be identical.
 
-    A variant overrides :meth:`make_stage` (a stage's blocks) or
-    :meth:`make_rla_stage` (a stage's recurrent modules), as for
-    :class:`~rla_mmdet.backbones.RLAResNet`.
+    A variant overrides :meth:`make_stem`, :meth:`make_stage` (a stage's
+    blocks) or :meth:`make_rla_stage` (a stage's recurrent modules), as
+    for :class:`~rla_mmdet.backbones.RLAResNet`.
 
     Args:
         widen_factor: Width multiplier of every layer. Default 1.0 (the
@@ -177,7 +172,7 @@ class RLAMobileNetV2(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
             published RLA-ECA-MobileNetV2: kernel 1 for the stages of fewer
             than 96 channels, else 3 (:attr:`default_eca_kernel_size`).
         init_cfg: ``None`` (Kaiming convs, unit norms:
-            :data:`~rla_mmdet.backbones._base.DEFAULT_INIT_CFG`) or an
+            :data:`~rla_mmdet.backbones.base.DEFAULT_INIT_CFG`) or an
             MMEngine init config; a ``Pretrained`` one, with an optional
             ``prefix`` such as ``'backbone.'``, loads strictly.
         **kwargs: Refused, each with one sentence; the earlier ``eca``
@@ -245,34 +240,42 @@ class RLAMobileNetV2(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
         self.attention = check_attention(attention,
                                          self.default_eca_kernel_size)
 
-        channels = _make_divisible(32 * self.widen_factor, 8)
-        self.conv1 = _conv_norm_act(3, channels, 3, self.conv_cfg,
-                                    self.norm_cfg, self.act_cfg, stride=2)
         self.with_head = self.head_index in self.out_indices
-        self._make_stages(channels)
+        self.make_stages(self.make_stem())
         self._freeze_stages()
 
     # ------------------------------------------------------------------ build
-    def _make_stages(self, in_channels: int) -> None:
+    def make_stem(self) -> int:
+        """The stem ``conv1`` (3x3, stride 2, norm, activation); returns
+        its channels."""
+        channels = _make_divisible(32 * self.widen_factor, 8)
+        self.conv1 = _conv_norm_act(3, channels, 3, self.conv_cfg,
+                                    self.norm_cfg, self.act_cfg, stride=2)
+        return channels
+
+    def make_stages(self, in_channels: int) -> None:
         """The stages up to the last requested output (:meth:`make_stage`,
         :meth:`make_rla_stage`), the shared recurrent convolution and,
         with output 7, the head; and the channels of the outputs."""
         k = self.rla_channel
         # Stages after the last requested one are not built.
         num_built = min(self.out_indices[-1], len(self.arch_settings) - 1) + 1
-        stages, stage_bns, conv_outs, channels = [], [], [], []
+        stages, stage_bns, conv_outs, channels, strides = [], [], [], [], []
+        stride = 2
         for j, (t, c, n, s) in enumerate(self.arch_settings[:num_built]):
             out_channels = _make_divisible(c * self.widen_factor, 8)
             stages.append(
                 self.make_stage(in_channels, out_channels, t, n, s,
                                 stage_attention(self.attention, j)))
             # The update after the last built block feeds only the head.
-            norms, conv_out = self.make_rla_stage(
+            norms, conv_out, _ = self.make_rla_stage(
                 out_channels, n - (j == num_built - 1 and not self.with_head))
             stage_bns.append(norms)
             if conv_out is not None:
                 conv_outs.append(conv_out)
             channels.append(out_channels)
+            stride *= s
+            strides.append(stride)
             in_channels = out_channels
         self.stages = nn.ModuleList(stages)
         self.stage_bns = nn.ModuleList(stage_bns)
@@ -293,11 +296,16 @@ class RLAMobileNetV2(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
                                         self.conv_cfg, self.norm_cfg,
                                         self.act_cfg)
             channels.append(head)
+            strides.append(stride)
         #: Channels of every built output 0..6 (and 7 with the head).
         self.stage_channels = tuple(channels)
         #: Channels of each returned output, in order.
         self.out_channels = tuple(
             channels[-1] if i == self.head_index else channels[i]
+            for i in self.out_indices)
+        #: Stride of each returned output with respect to the input.
+        self.out_strides = tuple(
+            strides[-1] if i == self.head_index else strides[i]
             for i in self.out_indices)
 
     def make_stage(self, in_channels: int, out_channels: int,
@@ -308,34 +316,39 @@ class RLAMobileNetV2(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
         blocks' config (:func:`~rla_mmdet.backbones.attention.
         stage_attention`)."""
         return nn.ModuleList(
-            _RLAInvertedResidual(
+            RLAInvertedResidual(
                 in_channels if i == 0 else out_channels, out_channels,
                 stride if i == 0 else 1, expand_ratio, self.rla_channel,
                 attention, self.conv_cfg, self.norm_cfg, self.act_cfg)
             for i in range(num_blocks))
 
-    def make_rla_stage(self, channels: int, num_updates: int
-                       ) -> Tuple[nn.ModuleList, Optional[nn.Module]]:
-        """The recurrent modules of one stage: its ``num_updates`` norms
-        (``stage_bns[j]``) and ``conv_outs[j]`` (1x1, ``channels`` to
-        ``rla_channel``, no bias; ``None`` without updates). The recurrent
-        convolution is one for the whole network."""
-        k = self.rla_channel
+    def make_rla_stage(
+        self, channels: int, num_updates: int
+    ) -> Tuple[nn.ModuleList, Optional[nn.Module], Optional[nn.Module]]:
+        """The recurrent modules of one stage, as
+        :meth:`RLAResNet.make_rla_stage <rla_mmdet.backbones.RLAResNet.
+        make_rla_stage>`: its ``num_updates`` norms (``stage_bns[j]``),
+        ``conv_outs[j]`` (1x1, ``channels`` to ``rla_channel``, no bias;
+        ``None`` without updates) and ``None`` for the recurrent
+        convolution, which is one for the whole network
+        (:attr:`recurrent_dsconv`, built after the stages)."""
         norms = nn.ModuleList(
-            build_norm_layer(self.norm_cfg, k)[1] for _ in range(num_updates))
-        conv_out = (build_conv_layer(self.conv_cfg, channels, k, 1,
-                                     bias=False) if num_updates else None)
-        return norms, conv_out
+            build_norm_layer(self.norm_cfg, self.rla_channel)[1]
+            for _ in range(num_updates))
+        conv_out = (build_conv_layer(self.conv_cfg, channels,
+                                     self.rla_channel, 1, bias=False)
+                    if num_updates else None)
+        return norms, conv_out, None
 
     @property
     def recurrent_dsconv(self) -> nn.Module:
         """The recurrent 3x3 depthwise convolution shared by all blocks."""
         return self.recurrent_dsconvs[0]
 
-    # ---------------------------------------------------------------- weights
-    plain_network = 'MobileNetV2'
-    plain_key_prefixes = ('layer1.', 'features.')
-    rla_modules = ('stage_bns', 'conv_outs', 'recurrent_dsconvs')
+    def recurrent_conv(self, stage: int) -> nn.Module:
+        """The recurrent convolution of every stage, the shared
+        :attr:`recurrent_dsconv`."""
+        return self.recurrent_dsconv
 
     def describe(self) -> str:
         """A short description used in error messages."""
@@ -343,94 +356,15 @@ class RLAMobileNetV2(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
                 f'{self.rla_channel}, attention={self.attention!r}, '
                 f'out_indices={self.out_indices}')
 
-    def unbuilt_prefixes(self) -> Tuple[str, ...]:
-        """Key prefixes of checkpoints that this backbone has no module for.
-
-        The ImageNet classifier (``classifier``), the stages after the last
-        requested output with their RLA modules, and the parts only the head
-        reads (the last update, ``bn2``, ``conv2``) when output 7 is not
-        requested. Loading drops them quietly.
-        """
-        prefixes = ['classifier.']
-        built = len(self.stages)
-        for j in range(built, len(self.arch_settings)):
-            prefixes += [f'stages.{j}.', f'stage_bns.{j}.', f'conv_outs.{j}.']
-        if not self.with_head:
-            prefixes += ['bn2.', 'conv2.']
-            last = built - 1
-            prefixes.append(f'stage_bns.{last}.{len(self.stages[last]) - 1}.')
-            if len(self.conv_outs) < built:
-                prefixes.append(f'conv_outs.{last}.')
-            if not len(self.conv_outs):
-                prefixes.append('recurrent_dsconvs.')
-        return tuple(prefixes)
-
-    @staticmethod
-    def check_state_dict(state_dict: Dict[str, torch.Tensor],
-                         source: str = 'the state dict',
-                         prefix: str = '') -> None:
-        """Refuse a state dict whose copies of the shared recurrent
-        convolution differ.
-
-        The published files store the one module five times
-        (``recurrent_dsconvs.0`` ... ``.4``); they must be equal, or the
-        file was not written by that network.
-
-        Raises:
-            ValueError: naming ``source`` and the first differing copy.
-        """
-        keys = [
-            f'{prefix}recurrent_dsconvs.{i}.weight'
-            for i in range(NUM_STORED_COPIES)
-        ]
-        present = [k for k in keys if k in state_dict]
-        if not present:
-            return
-        first = state_dict[present[0]]
-        for key in present[1:]:
-            other = state_dict[key]
-            if other.shape != first.shape or not torch.equal(other, first):
-                raise ValueError(
-                    f'{source} holds different tensors under {present[0]} '
-                    f'and {key}: RLA-MobileNetV2 has one recurrent '
-                    'convolution, stored as identical copies '
-                    'recurrent_dsconvs.0-4, so this file is corrupt or not an '
-                    'RLA-MobileNetV2 checkpoint.')
-
-    def variant_hint(self, missing: List[str], unexpected: List[str]) -> str:
-        """Whether a mismatching file is of the other ECA setting."""
-        return self.marker_hint(
-            missing, unexpected, '.conv.3.conv.',
-            has=(' The file has ECA weights (conv.3): it is an '
-                 "RLA-ECA-MobileNetV2 checkpoint; set attention='eca'."),
-            lacks=(' The file has no ECA weights (conv.3): it is an '
-                   'RLA-MobileNetV2 checkpoint without ECA; set '
-                   'attention=None.'))
-
     # ---------------------------------------------------------------- forward
-    def rla_update(self, j: int, i: int, y: torch.Tensor,
-                   h: torch.Tensor) -> torch.Tensor:
-        """The recurrent update after block ``i`` of stage ``j``::
-
-            h = recurrent_dsconv(tanh(stage_bns[j][i](h + conv_outs[j](y))))
-
-        ``y`` is the block's branch output (before the residual add).
-        """
-        return rla_update(self.conv_outs[j], self.stage_bns[j][i],
-                          self.recurrent_dsconv, y, h)
-
-    def _step(self, j: int, i: int, x: torch.Tensor,
-              h: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Block ``i`` of stage ``j`` and its update (when built)."""
-        x, y, h = self.stages[j][i](x, h)
-        if i < len(self.stage_bns[j]):
-            h = self.rla_update(j, i, y, h)
-        return x, h
+    def forward_stem(self, img: torch.Tensor) -> torch.Tensor:
+        """The stem, before the first block (and ``h``)."""
+        return self.conv1(img)
 
     def forward(self, img: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Return the outputs in ``out_indices``."""
-        x = self.conv1(img)
-        outs, x, h = self.run_blocks(x, self.init_hidden(x))
+        self.check_sync_bn(img)
+        outs, x, h = self.run_stages(img)
         if self.with_head:
             h = self.act2(self.bn2(h))
             outs.append(self.conv2(torch.cat([x, h], dim=1)))

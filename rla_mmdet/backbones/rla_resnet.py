@@ -5,25 +5,29 @@ the network beside the feature map ``x``. Every block reads ``h`` (it is
 concatenated to the block's input) and writes back into it through a
 recurrent update whose weights are shared by all blocks of a stage::
 
-    x, h = block(x, h)                     # residual block on cat([x, h])
+    x = block(x, h)                        # residual block on cat([x, h])
     h = recurrent_convs[s](tanh(stage_bns[s][b](h + conv_outs[s](x))))
 
 ``h`` starts at zero; ``conv_outs[s]`` reads the block's final output
 (after the residual add and the ReLU), as the published weights were trained.
 
-This file is the architecture only. The two RLA operators, ``conv1`` on
-``cat([x, h])`` and the update of ``h``, are :func:`rla_mmdet.layers.concat_conv`
-and :func:`rla_mmdet.layers.rla_update`, whose faster forms per device live
-in :mod:`rla_mmdet.layers` (``select_impl('literal')`` forces the literal
+This file is the architecture only: the blocks and the builders of the
+network. The recurrence (the start of ``h``, the loop, its pooling and its
+update) is :class:`~rla_mmdet.backbones.rla_engine.RLAEngine`'s, shared by
+every RLA network. ``conv1`` on ``cat([x, h])`` is
+:func:`rla_mmdet.layers.concat_conv`, whose faster forms per device live in
+:mod:`rla_mmdet.layers` (``select_impl('literal')`` forces the literal
 ones). The attention modules (SE, ECA) and their one argument live in
-:mod:`.attention`, the checks that word the argument errors in
-:mod:`._checks`, what both RLA backbones share (initialisation, the start
-of ``h``, ``with_cp``, freezing) in :mod:`._base`.
+:mod:`.attention`, the argument checks in :mod:`.checks`, initialisation
+and freezing in :mod:`.base`.
 
 As in mmdet's ``resnet.py``, the blocks (:class:`RLABasicBlock`,
-:class:`RLABottleneck`) and the stage builders (:meth:`RLAResNet.make_stage`
-for the blocks, :meth:`RLAResNet.make_rla_stage` for the recurrent modules
-the blocks of a stage share) are public, so that a variant subclasses them.
+:class:`RLABottleneck`) and the builders (:meth:`RLAResNet.make_stem`,
+:meth:`RLAResNet.make_stage` for a stage's blocks,
+:meth:`RLAResNet.make_rla_stage` for the recurrent modules they share) are
+public, so that a variant subclasses them; ``plugins`` (mmcv's
+``ContextBlock``, ``GeneralizedAttention``, ``NonLocal2d``...) go where
+mmdet's ``Bottleneck`` puts them.
 
 The module names (``stages``, ``stage_bns``, ``conv_outs``,
 ``recurrent_convs``, ``conv1``/``bn1``...) are the ones of the published
@@ -32,22 +36,20 @@ checkpoints, so those load without renaming.
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
-from mmcv.cnn import build_conv_layer, build_norm_layer
+from mmcv.cnn import build_conv_layer, build_norm_layer, build_plugin_layer
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import constant_init
 from mmdet.registry import MODELS
 
-from ..checkpoint import CheckpointAdapterMixin
-from ..layers import concat_conv, rla_update
+from ..layers import concat_conv
 from .attention import (AttentionType, build_attention, check_attention,
                         refuse_arguments, stage_attention)
-from ._base import DEFAULT_INIT_CFG, RLABackboneMixin, freeze
-from ._checks import (check_bool, check_cfg, check_choice, check_dcn,
-                      check_init_cfg, check_int, check_int_tuple,
-                      check_out_stages, is_int)
+from .base import DEFAULT_INIT_CFG, RLABackboneMixin, freeze
+from .checks import (check_bool, check_cfg, check_choice, check_dcn,
+                     check_init_cfg, check_int, check_int_tuple,
+                     check_out_stages, check_plugins, is_int)
+from .rla_engine import build_rla_modules
 
 __all__ = [
     'RLABlock', 'RLABasicBlock', 'RLABottleneck', 'RLAResNet', 'RLAECANet'
@@ -60,11 +62,11 @@ OptConfigType = Optional[Dict]
 class RLABlock(nn.Module):
     """Common part of the RLA residual blocks.
 
-    A block takes the feature map ``x`` and the hidden state ``h`` and returns
-    its output ``relu(residual(cat([x, h])) + identity)`` with ``h`` pooled
-    to the new resolution when the block strides. The recurrent update of ``h``
-    belongs to the stage (its weights are shared) and lives in
-    :class:`RLAResNet`.
+    A block takes the feature map ``x`` and the hidden state ``h`` and
+    returns ``relu(residual(cat([x, h])) + identity)``, twice: as its
+    output and as what the update of ``h`` reads (the block contract of
+    :mod:`~rla_mmdet.backbones.rla_engine`). The update of ``h`` belongs
+    to the stage (its weights are shared) and runs in the engine.
 
     A subclass builds its layers, calls :meth:`_init_tail` and defines
     :meth:`residual` and :attr:`last_norm`.
@@ -78,9 +80,8 @@ class RLABlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         self.stride = stride
-        # The hidden state follows the feature map to the lower resolution.
-        # ceil_mode keeps its size equal to a strided conv's output for odd
-        # inputs, and is the plain 2x2 average for even ones.
+        # The block halves the resolution, and h follows it (not when a
+        # stride is replaced by dilation).
         self.pool_hidden = downsample is not None and stride != 1
         # One attention module or none, under the name the published
         # checkpoints give its type (``se``, ``eca``); the others are None.
@@ -108,18 +109,17 @@ class RLABlock(nn.Module):
 
     def forward(self, x: torch.Tensor,
                 h: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``(x, h) -> (x, h)``: the block's output, and ``h`` at its
-        resolution (pooled 2x2 when the block strides)."""
+        """``(x, h) -> (x, x)``: the block's output, which is also what
+        the update of ``h`` reads."""
         identity = x
         out = self.residual(x, h)
         if self.downsample is not None:
             identity = self.downsample(x)
-        if self.pool_hidden:
-            h = F.avg_pool2d(h, 2, 2, ceil_mode=True)
         # In place, as in mmdet's ResNet: the branch output is not needed by
         # autograd (the norm / attention before it saved their inputs).
         out += identity
-        return self.relu(out), h
+        out = self.relu(out)
+        return out, out
 
 
 class RLABasicBlock(RLABlock):
@@ -140,6 +140,8 @@ class RLABasicBlock(RLABlock):
         attention: ``None``, ``dict(type='se', reduction=...)`` or
             ``dict(type='eca', kernel_size=...)``
             (:func:`~rla_mmdet.backbones.attention.build_attention`).
+        plugins: Must be ``None``: as in mmdet, plugins apply to the
+            Bottleneck.
     """
 
     expansion = 1
@@ -157,8 +159,13 @@ class RLABasicBlock(RLABlock):
                  conv_cfg: OptConfigType = None,
                  norm_cfg: ConfigType = dict(type='BN'),
                  dcn: OptConfigType = None,
-                 attention: OptConfigType = None) -> None:
+                 attention: OptConfigType = None,
+                 plugins: Optional[List[Dict]] = None) -> None:
         super().__init__()
+        if plugins:
+            raise ValueError('plugins apply to Bottleneck depths (50, 101, '
+                             '152) only, as in mmdet; set plugins=None for '
+                             'depth 18 or 34.')
         if groups != 1 or width_per_group != 64:
             raise ValueError(
                 'groups and width_per_group apply to Bottleneck depths '
@@ -193,6 +200,11 @@ class RLABottleneck(RLABlock):
     on the first 1x1 convolution. ResNeXt widths follow torchvision:
     ``width = int(planes * width_per_group / 64) * groups``. The arguments
     are those of :class:`RLABasicBlock`; ``planes * 4`` output channels.
+    ``plugins`` are mmdet's: a list of ``dict(cfg=..., position=...)``
+    whose modules (mmcv's ``build_plugin_layer``) run after ``conv1``,
+    ``conv2`` (their ReLU) or ``conv3`` (its norm, before the attention),
+    by ``position`` ``'after_conv1'``, ``'after_conv2'`` or
+    ``'after_conv3'``, each under the name mmcv gives it.
     """
 
     expansion = 4
@@ -210,7 +222,8 @@ class RLABottleneck(RLABlock):
                  conv_cfg: OptConfigType = None,
                  norm_cfg: ConfigType = dict(type='BN'),
                  dcn: OptConfigType = None,
-                 attention: OptConfigType = None) -> None:
+                 attention: OptConfigType = None,
+                 plugins: Optional[List[Dict]] = None) -> None:
         super().__init__()
         width = int(planes * (width_per_group / 64.)) * groups
         out_channels = planes * self.expansion
@@ -232,7 +245,36 @@ class RLABottleneck(RLABlock):
         self.conv3 = build_conv_layer(
             conv_cfg, width, out_channels, 1, bias=False)
         self.bn3 = build_norm_layer(norm_cfg, out_channels)[1]
+        self.plugin_names = {
+            position: self.make_block_plugins(
+                out_channels if position == 'after_conv3' else width,
+                [p for p in plugins or () if p['position'] == position])
+            for position in ('after_conv1', 'after_conv2', 'after_conv3')
+        }
         self._init_tail(out_channels, stride, downsample, attention)
+
+    def make_block_plugins(self, in_channels: int,
+                           plugins: List[Dict]) -> List[str]:
+        """Build ``plugins`` on ``in_channels`` as mmdet's ``Bottleneck``
+        does, and return their module names."""
+        names = []
+        for plugin in plugins:
+            cfg = dict(plugin['cfg'])
+            name, layer = build_plugin_layer(
+                cfg, in_channels=in_channels, postfix=cfg.pop('postfix', ''))
+            if hasattr(self, name):
+                raise ValueError(f'two plugins of a block are named {name}; '
+                                 'give them different postfix values.')
+            self.add_module(name, layer)
+            names.append(name)
+        return names
+
+    def forward_plugins(self, out: torch.Tensor,
+                        position: str) -> torch.Tensor:
+        """The plugins at ``position`` on ``out``, in order."""
+        for name in self.plugin_names[position]:
+            out = getattr(self, name)(out)
+        return out
 
     @property
     def last_norm(self) -> nn.Module:
@@ -240,13 +282,15 @@ class RLABottleneck(RLABlock):
 
     def residual(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(concat_conv(self.conv1, x, h)))
+        out = self.forward_plugins(out, 'after_conv1')
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        out = self.forward_plugins(out, 'after_conv2')
+        out = self.forward_plugins(self.bn3(self.conv3(out)), 'after_conv3')
         return self.attend(out)
 
 
 @MODELS.register_module()
-class RLAResNet(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
+class RLAResNet(RLABackboneMixin, BaseModule):
     """ResNet with Recurrent Layer Aggregation (RLA-Net, NeurIPS 2021).
 
     The arguments are those of MMDetection's ``ResNet`` with its detection
@@ -258,9 +302,10 @@ class RLAResNet(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
     RLA-ECANet); depths 18 and 34 (RLA BasicBlock) and 152 have none.
 
     A variant subclasses it as mmdet's ResNet variants do: its own
-    ``arch_settings`` (block class, blocks per stage), its own block (an
-    :class:`RLABlock`), or an override of :meth:`make_stage` (a stage's
-    blocks) or :meth:`make_rla_stage` (a stage's recurrent modules).
+    ``arch_settings`` (block class, blocks per stage) or ``stage_widths``,
+    its own block (an :class:`RLABlock`), or an override of
+    :meth:`make_stem`, :meth:`make_stage` (a stage's blocks) or
+    :meth:`make_rla_stage` (a stage's recurrent modules).
 
     Args:
         depth: 18, 34, 50, 101 or 152.
@@ -287,7 +332,10 @@ class RLAResNet(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
         norm_eval: Keep the norm layers in eval mode while training.
         dcn: Config of a deformable 3x3 conv (Bottleneck depths only).
         stage_with_dcn: Which stages use ``dcn``.
-        plugins: Not supported; must be ``None``.
+        plugins: mmdet's plugins of the Bottleneck (depth >= 50): a list of
+            ``dict(cfg=dict(type=...), position=..., stages=...)``, with
+            ``position`` one of ``'after_conv1'``, ``'after_conv2'``,
+            ``'after_conv3'`` and optional ``stages`` (one bool per stage).
         with_cp: Use gradient checkpointing on each block and its RLA update.
         zero_init_residual: Zero-initialise the last norm of each block when
             no ``init_cfg`` is given.
@@ -329,6 +377,8 @@ class RLAResNet(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
         101: (RLABottleneck, (3, 4, 23, 3)),
         152: (RLABottleneck, (3, 8, 36, 3)),
     }
+    #: Planes of each stage, in units of ``base_channels``.
+    stage_widths: Tuple[int, ...] = (1, 2, 4, 8)
     #: ECA kernel size of each of the four stages for ``attention='eca'``:
     #: those of the published RLA-ECANet.
     default_eca_kernel_size: Tuple[int, ...] = (5, 5, 5, 7)
@@ -369,9 +419,6 @@ class RLAResNet(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
         if not is_int(depth) or depth not in self.arch_settings:
             raise ValueError(f'depth must be one of '
                              f'{tuple(self.arch_settings)}, got {depth!r}.')
-        if plugins is not None:
-            raise ValueError('plugins are not supported by the RLA blocks; '
-                             f'set plugins=None (got {plugins!r}).')
         self.depth = int(depth)
         self.rla_channel = check_int('rla_channel', rla_channel, 1)
         self.in_channels = check_int('in_channels', in_channels, 1)
@@ -393,7 +440,7 @@ class RLAResNet(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
         self.norm_eval = check_bool('norm_eval', norm_eval)
         self.dcn, self.stage_with_dcn = check_dcn(dcn, conv_cfg,
                                                   stage_with_dcn, num_stages)
-        self.plugins = plugins
+        self.plugins = check_plugins(plugins, num_stages)
         self.with_cp = check_bool('with_cp', with_cp)
         self.zero_init_residual = check_bool('zero_init_residual',
                                              zero_init_residual)
@@ -405,14 +452,14 @@ class RLAResNet(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
 
         block, stage_blocks = self.arch_settings[self.depth]
         self.stage_blocks = stage_blocks[:self.num_stages]
-        self._make_stem(self.in_channels, self.stem_channels)
-        self._make_stages(block)
-        self._has_sync_bn = any(
-            isinstance(m, nn.SyncBatchNorm) for m in self.modules())
+        self.make_stem(self.in_channels, self.stem_channels)
+        self.make_stages(block)
         self._freeze_stages()
 
     # ------------------------------------------------------------------ build
-    def _make_stem(self, in_channels: int, stem_channels: int) -> None:
+    def make_stem(self, in_channels: int, stem_channels: int) -> None:
+        """The stem: ``conv1`` (7x7, stride 2), ``bn1``, ``relu`` and
+        ``maxpool``, or with ``deep_stem`` three 3x3 convs as ``stem``."""
         if self.deep_stem:
             half = stem_channels // 2
             layers = []
@@ -435,14 +482,14 @@ class RLAResNet(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
             self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
-    def _make_stages(self, block: type) -> None:
+    def make_stages(self, block: type) -> None:
         """The blocks (:meth:`make_stage`) and the recurrent modules
         (:meth:`make_rla_stage`) of every stage, and the channels and
         strides of the outputs."""
         stages, stage_bns, conv_outs, recurrent_convs = [], [], [], []
         inplanes, channels, strides, stride = self.stem_channels, [], [], 4
         for i, num_blocks in enumerate(self.stage_blocks):
-            planes = self.base_channels * 2**i
+            planes = self.base_channels * self.stage_widths[i]
             stages.append(
                 self.make_stage(
                     block, inplanes, planes, num_blocks,
@@ -451,7 +498,8 @@ class RLAResNet(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
                     dcn=self.dcn if self.stage_with_dcn[i] else None,
                     attention=stage_attention(self.attention, i),
                     groups=self.groups,
-                    width_per_group=self.width_per_group))
+                    width_per_group=self.width_per_group,
+                    **self.make_stage_plugins(i)))
             inplanes = planes * block.expansion
             # The update after the network's very last block would never be
             # read, so its norm layer is not built: every parameter of the
@@ -495,7 +543,7 @@ class RLAResNet(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
             stride: Stride of the first block.
             dilation: Dilation of the blocks' 3x3 convolutions.
             **kwargs: Passed to every block (``dcn``, ``attention``,
-                ``groups``, ``width_per_group``).
+                ``groups``, ``width_per_group``, ``plugins``).
         """
         out_ch = planes * block.expansion
         downsample = None
@@ -522,12 +570,21 @@ class RLAResNet(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
                    for _ in range(1, num_blocks)]
         return nn.ModuleList(blocks)
 
+    def make_stage_plugins(self, stage: int) -> Dict[str, List[Dict]]:
+        """``dict(plugins=[...])``: the plugins of ``stage``'s blocks (each
+        without its ``stages``), as mmdet's ``ResNet.make_stage_plugins``;
+        ``{}`` when it has none."""
+        plugins = [{k: v for k, v in p.items() if k != 'stages'}
+                   for p in self.plugins or ()
+                   if p.get('stages') is None or p['stages'][stage]]
+        return dict(plugins=plugins) if plugins else {}
+
     def make_rla_stage(self, channels: int, num_updates: int
                        ) -> Tuple[nn.ModuleList, nn.Module, nn.Module]:
         """The recurrent modules of one stage, shared by its blocks:
         ``(stage_bns[s], conv_outs[s], recurrent_convs[s])``.
 
-        :meth:`rla_update` runs them after each block:
+        The engine runs them after each block:
         ``h = recurrent_conv(tanh(norms[b](h + conv_out(x))))``. A variant
         overrides this method to change them (a GroupNorm, a depthwise
         recurrent convolution...); the published checkpoints hold these
@@ -540,22 +597,13 @@ class RLAResNet(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
                 output reads).
 
         Returns:
-            The ``num_updates`` norms, ``conv_out`` (1x1, ``channels`` to
-            ``rla_channel``) and ``recurrent_conv`` (3x3, ``rla_channel`` to
-            ``rla_channel``), all without bias.
+            :func:`~rla_mmdet.backbones.rla_engine.build_rla_modules`: the
+            ``num_updates`` norms, ``conv_out`` (1x1, ``channels`` to
+            ``rla_channel``) and ``recurrent_conv`` (3x3, ``rla_channel``
+            to ``rla_channel``), all without bias.
         """
-        k = self.rla_channel
-        norms = nn.ModuleList(
-            build_norm_layer(self.norm_cfg, k)[1] for _ in range(num_updates))
-        conv_out = build_conv_layer(self.conv_cfg, channels, k, 1, bias=False)
-        recurrent_conv = build_conv_layer(
-            self.conv_cfg, k, k, 3, padding=1, bias=False)
-        return norms, conv_out, recurrent_conv
-
-    # ---------------------------------------------------------------- weights
-    plain_network = 'ResNet'
-    plain_key_prefixes = ('layer1.', 'layer2.')
-    rla_modules = ('stage_bns', 'conv_outs', 'recurrent_convs')
+        return build_rla_modules(channels, self.rla_channel, num_updates,
+                                 self.conv_cfg, self.norm_cfg)
 
     def describe(self) -> str:
         """A short description used in error messages."""
@@ -563,39 +611,6 @@ class RLAResNet(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
                      if self.attention else '')
         return (f'depth={self.depth}, rla_channel={self.rla_channel}, '
                 f'num_stages={self.num_stages}{attention}')
-
-    def unbuilt_prefixes(self) -> Tuple[str, ...]:
-        """Key prefixes of checkpoints that this backbone has no module for.
-
-        The ImageNet classifier (``bn2``, ``fc``), stages beyond
-        ``num_stages``, and the norm of the hidden-state update after the
-        last block, which no output reads. Loading drops them quietly.
-        """
-        prefixes = ['fc.', 'bn2.']
-        for s in range(self.num_stages, 4):
-            prefixes += [
-                f'stages.{s}.', f'stage_bns.{s}.', f'conv_outs.{s}.',
-                f'recurrent_convs.{s}.'
-            ]
-        last = self.num_stages - 1
-        prefixes.append(f'stage_bns.{last}.{self.stage_blocks[last] - 1}.')
-        return tuple(prefixes)
-
-    def variant_hint(self, missing: List[str], unexpected: List[str]) -> str:
-        """Whether a mismatching file is of the other ECA setting or of
-        another depth."""
-        eca = self.marker_hint(
-            missing, unexpected, '.eca.',
-            has=(' The file has ECA weights: it is an RLA-ECANet checkpoint; '
-                 "use type='RLAECANet'."),
-            lacks=(' The file has no ECA weights: it is an RLA-ResNet '
-                   "checkpoint; use type='RLAResNet' instead of "
-                   f'{type(self).__name__}.'))
-        if eca or not any(k.startswith('stages.')
-                          for k in unexpected + missing):
-            return eca
-        return (' The number of blocks differs: check that depth matches '
-                'the checkpoint (e.g. 50 vs 101).')
 
     def init_weights(self) -> None:
         """Strict pretrained loading, or the declarative ``init_cfg``; with
@@ -609,71 +624,24 @@ class RLAResNet(CheckpointAdapterMixin, RLABackboneMixin, BaseModule):
                     constant_init(m.last_norm, 0)
 
     # ---------------------------------------------------------------- forward
-    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_stem(self, img: torch.Tensor) -> torch.Tensor:
+        """The stem, before the first block (and ``h``)."""
         if self.deep_stem:
-            x = self.stem(x)
+            x = self.stem(img)
         else:
-            x = self.relu(self.bn1(self.conv1(x)))
+            x = self.relu(self.bn1(self.conv1(img)))
         return self.maxpool(x)
-
-    def rla_update(self, stage: int, index: int, x: torch.Tensor,
-                   h: torch.Tensor) -> torch.Tensor:
-        """The recurrent update after block ``index`` of ``stage``::
-
-            h = recurrent_convs[stage](tanh(stage_bns[stage][index](
-                h + conv_outs[stage](x))))
-
-        ``x`` is the block's output (after the residual add and the ReLU).
-        """
-        return rla_update(self.conv_outs[stage], self.stage_bns[stage][index],
-                          self.recurrent_convs[stage], x, h)
-
-    def _step(self, stage: int, index: int, x: torch.Tensor,
-              h: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Block ``index`` of ``stage``, then the update of ``h`` (none after
-        the network's last block, which no output reads)."""
-        x, h = self.stages[stage][index](x, h)
-        if index < len(self.stage_bns[stage]):
-            h = self.rla_update(stage, index, x, h)
-        return x, h
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Return the outputs of the stages in ``out_indices``."""
-        return self.run_stages(x)[0]
-
-    def run_stages(
-        self, img: torch.Tensor
-    ) -> Tuple[Tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor]:
-        """``(outputs of out_indices, last x, last h)``.
-
-        ``h`` is the hidden state entering the update after the last block,
-        which the backbone does not compute (a classifier built on it, such
-        as the paper's ImageNet head, does).
-        """
-        self._check_sync_bn(img)
-        x = self._stem(img)
-        outs, x, h = self.run_blocks(x, self.init_hidden(x))
-        return tuple(outs), x, h
-
-    def _check_sync_bn(self, img: torch.Tensor) -> None:
-        if (self._has_sync_bn and self.training and not self.norm_eval
-                and img.device.type == 'cpu' and dist.is_available()
-                and dist.is_initialized()):
-            raise ValueError(
-                "norm_cfg=dict(type='SyncBN') synchronises batch statistics "
-                'only for GPU tensors, and this distributed run trains on the '
-                "CPU: use norm_cfg=dict(type='BN') (or norm_eval=True), or "
-                'convert the model with '
-                'mmengine.model.revert_sync_batchnorm(model).')
+        self.check_sync_bn(x)
+        return tuple(self.run_stages(x)[0])
 
     # --------------------------------------------------------------- training
     def _freeze_stages(self) -> None:
         if self.frozen_stages >= 0:
-            stem = ([self.stem] if self.deep_stem else [self.conv1, self.bn1])
-            freeze(stem)
-        for i in range(self.frozen_stages):
-            freeze((self.stages[i], self.stage_bns[i], self.conv_outs[i],
-                    self.recurrent_convs[i]))
+            freeze([self.stem] if self.deep_stem else [self.conv1, self.bn1])
+        super()._freeze_stages()
 
 
 @MODELS.register_module()

@@ -1,17 +1,27 @@
 """Fitting a checkpoint's tensors to a backbone.
 
-What a checkpoint must hold to fit a backbone is declared by the backbone
-(:class:`CheckpointAdapterMixin`) and checked by :func:`fit_state_dict`, for
-:func:`load_backbone_weights` and the converters alike. The file itself is
-read by :func:`rla_mmdet.checkpoint.load_checkpoint_file`.
+The backbones are plain modules that know no file. How the published
+checkpoints map onto them (the modules a detection backbone does not build,
+the stored layouts it refuses, the hints for the common mistakes) is data
+here, one :class:`Adaptation` per backbone family in :data:`ADAPTATIONS`,
+found by the backbone's type; a backbone without one loads its own
+checkpoints. :func:`fit_state_dict` checks a file against a model for
+:func:`load_backbone_weights` and the converters alike; the file itself is
+read by :func:`rla_mmdet.checkpoint.load_checkpoint_file`. Importing this
+module makes a ``Pretrained`` ``init_cfg`` of the RLA backbones load through
+:func:`load_backbone_weights` (strict).
 """
-from abc import ABCMeta, abstractmethod
 from collections import OrderedDict
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple
+from typing import (Any, Callable, Dict, Iterable, List, Mapping, NamedTuple,
+                    Optional, Tuple)
 
 import torch
+import torch.nn as nn
 from mmengine.logging import print_log
 
+from ..backbones import RLAMobileNetV2, RLAResNet
+from ..backbones.base import register_pretrained_loader
+from ..backbones.rla_mobilenet_v2 import NUM_STORED_COPIES
 from .loading import abbreviate, load_checkpoint_file
 
 
@@ -48,7 +58,7 @@ def split_unbuilt(state_dict: Mapping[str, Any], prefixes: Tuple[str, ...]
     Args:
         state_dict: A checkpoint's tensors.
         prefixes: Key prefixes with no module in the model, e.g.
-            ``RLAResNet.unbuilt_prefixes()`` (the ImageNet classifier and
+            ``unbuilt_prefixes(model)`` (the ImageNet classifier and
             the norm of the last hidden-state update), with ``'backbone.'``
             in front for a whole detector.
 
@@ -82,7 +92,7 @@ def fit_state_dict(state_dict: Mapping[str, torch.Tensor],
         target: The model, as named in the error.
         hint: ``hint(missing, unexpected)`` returns what a mismatching
             file probably is (e.g.
-            :meth:`CheckpointAdapterMixin.checkpoint_hint`), appended to
+            :func:`checkpoint_hint`), appended to
             the error.
 
     Returns:
@@ -118,103 +128,226 @@ def fit_state_dict(state_dict: Mapping[str, torch.Tensor],
     return OrderedDict((k, kept[k]) for k in own if k in kept), dropped
 
 
-# ------------------------------------------------ what a backbone declares
-class CheckpointAdapterMixin(metaclass=ABCMeta):
-    """What the checkpoint loader and the converters need of a backbone.
+# ------------------------------------------ how the published files map
+def marker_hint(missing: List[str], unexpected: List[str], marker: str,
+                has: str, lacks: str) -> str:
+    """``has`` when only the file has keys with ``marker`` in them,
+    ``lacks`` when only the model has them, else ``''``."""
+    if any(marker in k for k in unexpected):
+        return has
+    if any(marker in k for k in missing):
+        return lacks
+    return ''
 
-    A backbone declares how its checkpoints are laid out: the modules it
-    does not build (:meth:`unbuilt_prefixes`), checks of stored layouts it
-    reads (:meth:`check_state_dict`), and hints for the common mistakes
-    (the plain network of its family through :attr:`plain_network`,
-    :attr:`plain_key_prefixes` and :attr:`rla_modules`; its own variants
-    through :meth:`variant_hint`). :func:`load_backbone_weights`, the
-    converters and ``load_state_dict`` (through ``_load_from_state_dict``)
-    use these and nothing else. List it before ``BaseModule`` in the bases.
+
+def _no_hint(model: nn.Module, missing: List[str],
+             unexpected: List[str]) -> str:
+    return ''
+
+
+def _any_layout(state_dict: Mapping[str, torch.Tensor], source: str,
+                prefix: str) -> None:
+    pass
+
+
+class Adaptation(NamedTuple):
+    """How the published checkpoints of one backbone family map onto it.
+
+    Attributes:
+        unbuilt: ``unbuilt(model)``: key prefixes of the published files
+            that the model has no module for; loading drops them quietly.
+        check: ``check(state_dict, source, prefix)`` refuses a stored
+            layout the family cannot take (``source`` names the file).
+        variant_hint: ``variant_hint(model, missing, unexpected)``: which
+            variant of the family a mismatching file is from, or ``''``.
+        plain_network: The network of the family without RLA, whose
+            files have ``plain_key_prefixes`` and lack ``rla_modules``.
     """
-
-    #: The network of the family without RLA, for the hint on its files.
+    unbuilt: Callable[[nn.Module], Tuple[str, ...]] = lambda model: ()
+    check: Callable[[Mapping[str, torch.Tensor], str, str],
+                    None] = _any_layout
+    variant_hint: Callable[[nn.Module, List[str], List[str]],
+                           str] = _no_hint
     plain_network: str = ''
-    #: Key prefixes only that network's checkpoints have.
     plain_key_prefixes: Tuple[str, ...] = ()
-    #: The RLA modules that network lacks, named in the hint.
     rla_modules: Tuple[str, ...] = ()
 
-    @abstractmethod
-    def describe(self) -> str:
-        """A short description of the configuration, for error messages."""
 
-    @abstractmethod
-    def unbuilt_prefixes(self) -> Tuple[str, ...]:
-        """Key prefixes of checkpoints that this backbone has no module
-        for; loading drops them quietly."""
+def _resnet_unbuilt(model: RLAResNet) -> Tuple[str, ...]:
+    """The ImageNet classifier (``bn2``, ``fc``), the stages beyond
+    ``num_stages``, and the norm of the update after the last block, which
+    no output reads."""
+    prefixes = ['fc.', 'bn2.']
+    for s in range(model.num_stages, 4):
+        prefixes += [f'stages.{s}.', f'stage_bns.{s}.', f'conv_outs.{s}.',
+                     f'recurrent_convs.{s}.']
+    last = model.num_stages - 1
+    prefixes.append(f'stage_bns.{last}.{model.stage_blocks[last] - 1}.')
+    return tuple(prefixes)
 
-    @staticmethod
-    def check_state_dict(state_dict: Mapping[str, torch.Tensor],
-                         source: str = 'the state dict',
-                         prefix: str = '') -> None:
-        """Refuse a state dict whose stored layout this backbone cannot
-        take (keys under ``prefix``; ``source`` names it in the error).
-        Every layout passes unless a backbone says otherwise."""
 
-    def variant_hint(self, missing: List[str], unexpected: List[str]) -> str:
-        """A sentence on which variant of this backbone a mismatching file
-        is from (``''`` when none fits)."""
-        return ''
+def _resnet_variant_hint(model: RLAResNet, missing: List[str],
+                         unexpected: List[str]) -> str:
+    """Whether a mismatching file is of the other ECA setting or of
+    another depth."""
+    eca = marker_hint(
+        missing, unexpected, '.eca.',
+        has=(' The file has ECA weights: it is an RLA-ECANet checkpoint; '
+             "use type='RLAECANet'."),
+        lacks=(' The file has no ECA weights: it is an RLA-ResNet '
+               "checkpoint; use type='RLAResNet' instead of "
+               f'{type(model).__name__}.'))
+    if eca or not any(k.startswith('stages.') for k in unexpected + missing):
+        return eca
+    return (' The number of blocks differs: check that depth matches the '
+            'checkpoint (e.g. 50 vs 101).')
 
-    @staticmethod
-    def marker_hint(missing: List[str], unexpected: List[str], marker: str,
-                    has: str, lacks: str) -> str:
-        """``has`` when only the file has keys with ``marker`` in them,
-        ``lacks`` when only the model has them, else ``''``."""
-        if any(marker in k for k in unexpected):
-            return has
-        if any(marker in k for k in missing):
-            return lacks
-        return ''
 
-    @classmethod
-    def file_kind_hint(cls, keys: Iterable[str],
-                       detector_advice: str = "add prefix='backbone.' to "
-                       'the init_cfg') -> str:
-        """A sentence for a file of another kind (``keys`` are the ones
-        the backbone does not have): a plain network of the family, or a
-        whole detector (then ``detector_advice`` says what to do)."""
-        keys = list(keys)
-        if cls.plain_key_prefixes and any(
-                k.startswith(cls.plain_key_prefixes) for k in keys):
-            return (f' It looks like a plain {cls.plain_network} checkpoint: '
-                    f'it has no RLA modules ({", ".join(cls.rla_modules)}), '
+def _mobilenet_v2_unbuilt(model: RLAMobileNetV2) -> Tuple[str, ...]:
+    """The ImageNet classifier, the stages after the last requested output
+    with their RLA modules, and the parts only the head reads (the last
+    update, ``bn2``, ``conv2``) when output 7 is not requested."""
+    prefixes = ['classifier.']
+    built = len(model.stages)
+    for j in range(built, len(model.arch_settings)):
+        prefixes += [f'stages.{j}.', f'stage_bns.{j}.', f'conv_outs.{j}.']
+    if not model.with_head:
+        prefixes += ['bn2.', 'conv2.']
+        last = built - 1
+        prefixes.append(f'stage_bns.{last}.{len(model.stages[last]) - 1}.')
+        if len(model.conv_outs) < built:
+            prefixes.append(f'conv_outs.{last}.')
+        if not len(model.conv_outs):
+            prefixes.append('recurrent_dsconvs.')
+    return tuple(prefixes)
+
+
+def _mobilenet_v2_check(state_dict: Mapping[str, torch.Tensor], source: str,
+                        prefix: str) -> None:
+    """Refuse a state dict whose stored copies of the one recurrent
+    convolution (``recurrent_dsconvs.0`` ... ``.4``) differ: such a file
+    was not written by that network."""
+    keys = [f'{prefix}recurrent_dsconvs.{i}.weight'
+            for i in range(NUM_STORED_COPIES)]
+    present = [k for k in keys if k in state_dict]
+    if not present:
+        return
+    first = state_dict[present[0]]
+    for key in present[1:]:
+        other = state_dict[key]
+        if other.shape != first.shape or not torch.equal(other, first):
+            raise ValueError(
+                f'{source} holds different tensors under {present[0]} and '
+                f'{key}: RLA-MobileNetV2 has one recurrent convolution, '
+                'stored as identical copies recurrent_dsconvs.0-4, so this '
+                'file is corrupt or not an RLA-MobileNetV2 checkpoint.')
+
+
+def _mobilenet_v2_variant_hint(model: RLAMobileNetV2, missing: List[str],
+                               unexpected: List[str]) -> str:
+    """Whether a mismatching file is of the other ECA setting."""
+    return marker_hint(
+        missing, unexpected, '.conv.3.conv.',
+        has=(' The file has ECA weights (conv.3): it is an '
+             "RLA-ECA-MobileNetV2 checkpoint; set attention='eca'."),
+        lacks=(' The file has no ECA weights (conv.3): it is an '
+               'RLA-MobileNetV2 checkpoint without ECA; set '
+               'attention=None.'))
+
+
+#: The adaptation of each backbone family, found by type (a subclass takes
+#: its base's). A new backbone needs none to load its own checkpoints; add
+#: one here to load files of another layout.
+ADAPTATIONS: Dict[type, Adaptation] = {
+    RLAResNet: Adaptation(
+        unbuilt=_resnet_unbuilt, variant_hint=_resnet_variant_hint,
+        plain_network='ResNet', plain_key_prefixes=('layer1.', 'layer2.'),
+        rla_modules=('stage_bns', 'conv_outs', 'recurrent_convs')),
+    RLAMobileNetV2: Adaptation(
+        unbuilt=_mobilenet_v2_unbuilt, check=_mobilenet_v2_check,
+        variant_hint=_mobilenet_v2_variant_hint,
+        plain_network='MobileNetV2',
+        plain_key_prefixes=('layer1.', 'features.'),
+        rla_modules=('stage_bns', 'conv_outs', 'recurrent_dsconvs')),
+}
+
+
+def adaptation_of(model: Any) -> Adaptation:
+    """The :class:`Adaptation` of a backbone (or backbone class): that of
+    the nearest class of its type in :data:`ADAPTATIONS`, else one that
+    maps nothing."""
+    cls = model if isinstance(model, type) else type(model)
+    for base in cls.__mro__:
+        if base in ADAPTATIONS:
+            return ADAPTATIONS[base]
+    return Adaptation()
+
+
+def unbuilt_prefixes(model: nn.Module) -> Tuple[str, ...]:
+    """Key prefixes of the published files that ``model`` builds no module
+    for (e.g. ``RLAResNet``'s classifier ``fc.`` / ``bn2.`` and the norm
+    of its last hidden-state update)."""
+    return tuple(adaptation_of(model).unbuilt(model))
+
+
+def check_state_dict(model: Any, state_dict: Mapping[str, torch.Tensor],
+                     source: str = 'the state dict',
+                     prefix: str = '') -> None:
+    """Refuse a state dict whose stored layout the backbone (or backbone
+    class) ``model`` cannot take, naming ``source`` (keys under
+    ``prefix``)."""
+    adaptation_of(model).check(state_dict, source, prefix)
+
+
+def file_kind_hint(keys: Iterable[str],
+                   detector_advice: str = "add prefix='backbone.' to the "
+                   'init_cfg') -> str:
+    """A sentence for a file of another kind (``keys`` are the ones the
+    backbone does not have): a plain network of a family of
+    :data:`ADAPTATIONS`, or a whole detector (then ``detector_advice``
+    says what to do)."""
+    keys = list(keys)
+    for a in ADAPTATIONS.values():
+        if a.plain_key_prefixes and any(
+                k.startswith(a.plain_key_prefixes) for k in keys):
+            return (f' It looks like a plain {a.plain_network} checkpoint: '
+                    f'it has no RLA modules ({", ".join(a.rla_modules)}), '
                     'so it cannot initialise an RLA backbone.')
-        if any(k.startswith('backbone.') for k in keys):
-            return (' It looks like a whole-detector checkpoint: '
-                    f'{detector_advice}.')
-        return ''
-
-    def checkpoint_hint(self, missing: List[str],
-                        unexpected: List[str]) -> str:
-        """A sentence on what a mismatching checkpoint probably is."""
-        return (self.file_kind_hint(unexpected)
-                or self.variant_hint(missing, unexpected))
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # Whichever loader is used (MMEngine's load_checkpoint, a plain
-        # load_state_dict), the stored layout is checked and the tensors of
-        # unbuilt modules are not reported as unexpected keys.
-        self.check_state_dict(state_dict, prefix=prefix)
-        _, unbuilt = split_unbuilt(
-            state_dict, tuple(prefix + p for p in self.unbuilt_prefixes()))
-        for key in unbuilt:
-            del state_dict[key]
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+    if any(k.startswith('backbone.') for k in keys):
+        return (' It looks like a whole-detector checkpoint: '
+                f'{detector_advice}.')
+    return ''
 
 
-def detector_unbuilt(detector: torch.nn.Module) -> Tuple[str, ...]:
-    """The unbuilt prefixes of a detector's RLA backbone, under
-    ``backbone.`` (none for another backbone)."""
+def checkpoint_hint(model: nn.Module, missing: List[str],
+                    unexpected: List[str]) -> str:
+    """A sentence on what a checkpoint that does not fit ``model``
+    probably is."""
+    return (file_kind_hint(unexpected)
+            or adaptation_of(model).variant_hint(model, missing, unexpected))
+
+
+def adapt_state_dict(model: nn.Module, state_dict: Mapping[str, Any],
+                     source: str = 'the state dict') -> 'OrderedDict':
+    """``state_dict`` of the published layout, checked and without the
+    tensors of the modules ``model`` does not build, for
+    ``model.load_state_dict``."""
+    check_state_dict(model, state_dict, source)
+    return split_unbuilt(state_dict, unbuilt_prefixes(model))[0]
+
+
+def detector_unbuilt(detector: nn.Module) -> Tuple[str, ...]:
+    """The unbuilt prefixes of a detector's backbone, under ``backbone.``
+    (none for a backbone without an adaptation)."""
     backbone = getattr(detector, 'backbone', None)
-    if not isinstance(backbone, CheckpointAdapterMixin):
+    if backbone is None:
         return ()
-    return tuple('backbone.' + p for p in backbone.unbuilt_prefixes())
+    return tuple('backbone.' + p for p in unbuilt_prefixes(backbone))
+
+
+def _describe(model: nn.Module) -> str:
+    describe = getattr(model, 'describe', None)
+    return f'{type(model).__name__}({describe() if describe else ""})'
 
 
 def load_backbone_weights(model: torch.nn.Module,
@@ -222,12 +355,12 @@ def load_backbone_weights(model: torch.nn.Module,
                           prefix: Optional[str] = None,
                           map_location: Any = 'cpu',
                           sha256: Optional[str] = None) -> None:
-    """Load a checkpoint into an RLA backbone, strictly.
+    """Load a checkpoint into a backbone, strictly.
 
     Every parameter and buffer of ``model`` must come from the file with the
     right shape, and every tensor of the file must be used, except the ones
     the detection backbone does not build (the ImageNet classifier ``bn2`` /
-    ``fc``, see ``RLAResNet.unbuilt_prefixes``). Anything else raises a
+    ``fc``, see :func:`unbuilt_prefixes`). Anything else raises a
     ``ValueError`` naming the file and the first mismatching keys, so a
     backbone is never left half initialised.
 
@@ -241,11 +374,6 @@ def load_backbone_weights(model: torch.nn.Module,
         sha256: The file's sha256 (or its first 8 or more hex digits),
             checked before the file is read.
     """
-    if not isinstance(model, CheckpointAdapterMixin):
-        raise TypeError(
-            f'load_backbone_weights needs an RLA backbone (a subclass of '
-            f'CheckpointAdapterMixin), got {type(model).__name__}; load other '
-            "models with MMEngine's load_checkpoint.")
     checkpoint = load_checkpoint_file(filename, map_location, sha256=sha256)
     state_dict = get_state_dict(checkpoint, str(filename))
     if prefix:
@@ -263,10 +391,11 @@ def load_backbone_weights(model: torch.nn.Module,
                              f'{abbreviate(state_dict)}.')
         state_dict = picked
     source = repr(str(filename))
-    model.check_state_dict(state_dict, source)
+    check_state_dict(model, state_dict, source)
     state_dict, dropped = fit_state_dict(
-        state_dict, model, model.unbuilt_prefixes(), source,
-        f'{type(model).__name__}({model.describe()})', model.checkpoint_hint)
+        state_dict, model, unbuilt_prefixes(model), source, _describe(model),
+        lambda missing, unexpected: checkpoint_hint(model, missing,
+                                                    unexpected))
     model.load_state_dict(state_dict, strict=False)
     print_log(
         f'{type(model).__name__}: loaded {len(state_dict)} tensors from '
@@ -279,11 +408,12 @@ def load_backbone_weights(model: torch.nn.Module,
 def load_pretrained_init_cfg(model: torch.nn.Module) -> bool:
     """Load ``model.init_cfg`` if it is ``dict(type='Pretrained', ...)``.
 
-    The backbones' ``init_weights`` call this: the ``checkpoint`` (a path
-    or a URL), ``prefix``, ``map_location`` and ``sha256`` keys go to
-    :func:`load_backbone_weights` (strict), and the model is marked
-    initialised. Returns whether it
-    loaded; any other ``init_cfg`` is left to the caller.
+    The RLA backbones' ``init_weights`` call this (this module registers
+    it with :func:`rla_mmdet.backbones.base.register_pretrained_loader`):
+    the ``checkpoint`` (a path or a URL), ``prefix``, ``map_location`` and
+    ``sha256`` keys go to :func:`load_backbone_weights` (strict), and the
+    model is marked initialised. Returns whether it loaded; any other
+    ``init_cfg`` is left to the caller.
     """
     cfg = model.init_cfg
     if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
@@ -296,3 +426,6 @@ def load_pretrained_init_cfg(model: torch.nn.Module) -> bool:
         sha256=cfg.get('sha256'))
     model._is_init = True
     return True
+
+
+register_pretrained_loader(load_pretrained_init_cfg)

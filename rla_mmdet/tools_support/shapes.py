@@ -21,7 +21,7 @@ import numpy as np
 from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
-from ..backbones._checks import check_int
+from ..backbones.checks import check_int
 
 #: Category names, in the order of their COCO ids (1, 2, ...).
 SHAPE_CLASSES = ('circle', 'square', 'triangle', 'star', 'hexagon')

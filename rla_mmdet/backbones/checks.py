@@ -161,3 +161,41 @@ def check_dcn(dcn: Any, conv_cfg: Any, stage_with_dcn: Any,
         raise ValueError(f'stage_with_dcn must have {num_stages} items '
                          f'(num_stages), got {stage_with_dcn!r}.')
     return dcn, stage_with_dcn
+
+
+#: Where mmdet's Bottleneck runs a plugin.
+PLUGIN_POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')
+
+
+def check_plugins(plugins: Any, num_stages: int) -> Optional[list]:
+    """Return mmdet's ``plugins`` argument as a list of dicts, each with a
+    ``cfg`` dict, a ``position`` of :data:`PLUGIN_POSITIONS` and optional
+    ``stages`` (``num_stages`` bools), or ``None``."""
+    if plugins is None:
+        return None
+    if not isinstance(plugins, (list, tuple)):
+        raise TypeError('plugins must be a list of dict(cfg=..., '
+                        f'position=...), got {type(plugins).__name__}.')
+    checked = []
+    for i, plugin in enumerate(plugins):
+        if not (isinstance(plugin, dict)
+                and isinstance(plugin.get('cfg'), dict)):
+            raise TypeError(f'plugins[{i}] must be a dict with a cfg dict, '
+                            "such as dict(cfg=dict(type='ContextBlock', "
+                            "ratio=1/16), position='after_conv3').")
+        if plugin.get('position') not in PLUGIN_POSITIONS:
+            raise ValueError(f'plugins[{i}] needs a position in '
+                             f'{PLUGIN_POSITIONS}, got '
+                             f'{plugin.get("position")!r}.')
+        plugin = dict(plugin)
+        stages = plugin.get('stages')
+        if stages is not None:
+            if not isinstance(stages, (list, tuple)) or len(stages) != \
+                    num_stages:
+                raise ValueError(f'plugins[{i}] stages must have '
+                                 f'{num_stages} items (num_stages), got '
+                                 f'{stages!r}.')
+            plugin['stages'] = tuple(
+                check_bool(f'plugins[{i}] stages', s) for s in stages)
+        checked.append(plugin)
+    return checked
