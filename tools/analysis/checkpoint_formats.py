@@ -18,19 +18,18 @@ min / median of each and the file sizes.
 import argparse
 import ctypes
 import gc
-import importlib.util
 import os
 import os.path as osp
+import runpy
 import statistics
-import sys
 import tempfile
 import time
 from typing import Dict, List, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if importlib.util.find_spec('rla_mmdet') is None:
-    # Not installed: run from the clone this script is in.
-    sys.path.insert(0, ROOT)
+
+runpy.run_path(
+    osp.join(osp.dirname(osp.abspath(__file__)), '..', '_find_package.py'))
 
 from rla_mmdet.checkpoint import load_checkpoint_file  # noqa: E402
 from rla_mmdet.converters import build_detector, checkpoint_bytes  # noqa

@@ -14,14 +14,11 @@ file verifies itself. IN_FILE is read by the checked loader (a path or a
 URL, ``.pth`` or ``.safetensors``).
 """
 import argparse
-import importlib.util
 import os.path as osp
-import sys
+import runpy
 
-if importlib.util.find_spec('rla_mmdet') is None:
-    # Not installed: run from the clone this script is in.
-    sys.path.insert(
-        0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+runpy.run_path(
+    osp.join(osp.dirname(osp.abspath(__file__)), '..', '_find_package.py'))
 
 from rla_mmdet.converters import FORMATS, publish_checkpoint  # noqa: E402
 
