@@ -73,7 +73,7 @@ def test_outputs_equal_the_spec(out_indices, eca):
     float64 oracle: no further from it than twice the float32 oracle is."""
     full = _full(eca)
     model = RLAMobileNetV2(out_indices=out_indices, attention=_eca(eca))
-    model.load_state_dict(adapt_state_dict(model, full.state_dict()))
+    model.load_state_dict(full.state_dict())  # unbuilt parts dropped
     model.eval()
     img = torch.randn(2, 3, 64, 64)
     params = _params(full)
@@ -326,10 +326,12 @@ def test_a_file_whose_copies_differ_is_refused_with_its_name(tmp_path):
                        r'recurrent_dsconvs\.0\.weight and '
                        r'recurrent_dsconvs\.3\.weight'):
         model.init_weights()
-    # adapting the published layout for load_state_dict refuses it too
+    # a plain load_state_dict refuses it too, as does adapt_state_dict
     state = torch.load(path, weights_only=True)['state_dict']
     state = {k[len('module.'):]: v for k, v in state.items()
              if not k.startswith('module.classifier')}
+    with pytest.raises(ValueError, match='recurrent_dsconvs.3.weight'):
+        RLAMobileNetV2().load_state_dict(state)
     with pytest.raises(ValueError, match='recurrent_dsconvs.3.weight'):
         adapt_state_dict(RLAMobileNetV2(), state)
 

@@ -7,7 +7,10 @@ of ``h``) the same initialisation (MMEngine's declarative ``init_cfg``,
 ``norm_eval`` in ``train()``, and the SyncBN guard. The backbones read no
 file: a ``Pretrained`` ``init_cfg`` is loaded by the loader that
 :func:`register_pretrained_loader` plugs in (:mod:`rla_mmdet.checkpoint`
-plugs in its strict one of the published layouts), else by MMEngine.
+plugs in its strict one of the published layouts), else by MMEngine, and
+every ``load_state_dict`` first hands the state dict to the adapter that
+:func:`register_state_dict_adapter` plugs in (the same package's fitting of
+the published layouts).
 """
 from typing import Callable, Iterable, Optional
 
@@ -20,7 +23,7 @@ from .rla_engine import RLAEngine
 
 __all__ = [
     'DEFAULT_INIT_CFG', 'RLABackboneMixin', 'freeze',
-    'register_pretrained_loader'
+    'register_pretrained_loader', 'register_state_dict_adapter'
 ]
 
 #: The initialisation without ``init_cfg``, as mmdet's ``ResNet`` and
@@ -40,6 +43,20 @@ def register_pretrained_loader(
     (``False`` leaves the ``init_cfg`` to MMEngine); ``None`` removes it."""
     global _pretrained_loader
     _pretrained_loader = loader
+
+
+_state_dict_adapter: Optional[Callable[[nn.Module, dict, str], None]] = None
+
+
+def register_state_dict_adapter(
+        adapter: Optional[Callable[[nn.Module, dict, str], None]]) -> None:
+    """Make ``adapter(backbone, state_dict, prefix)`` fit a state dict to
+    the RLA backbones before every load (a plain ``load_state_dict`` or
+    MMEngine's ``load_checkpoint``): it checks the stored layout and drops
+    the tensors of modules the backbone does not build, in place;
+    ``None`` removes it."""
+    global _state_dict_adapter
+    _state_dict_adapter = adapter
 
 
 def freeze(modules: Iterable[nn.Module]) -> None:
@@ -73,6 +90,13 @@ class RLABackboneMixin(RLAEngine):
         declarative ``init_cfg``."""
         if _pretrained_loader is None or not _pretrained_loader(self):
             super().init_weights()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Whichever loader is used, the registered adapter (that of
+        # rla_mmdet.checkpoint) fits the published layout first.
+        if _state_dict_adapter is not None:
+            _state_dict_adapter(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _freeze_stages(self) -> None:
         """Freeze stages ``0..frozen_stages-1`` with their recurrent

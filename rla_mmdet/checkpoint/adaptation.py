@@ -20,7 +20,8 @@ import torch.nn as nn
 from mmengine.logging import print_log
 
 from ..backbones import RLAMobileNetV2, RLAResNet
-from ..backbones.base import register_pretrained_loader
+from ..backbones.base import (register_pretrained_loader,
+                              register_state_dict_adapter)
 from ..backbones.rla_mobilenet_v2 import NUM_STORED_COPIES
 from .loading import abbreviate, load_checkpoint_file
 
@@ -428,4 +429,16 @@ def load_pretrained_init_cfg(model: torch.nn.Module) -> bool:
     return True
 
 
+def adapt_in_place(model: nn.Module, state_dict: dict, prefix: str) -> None:
+    """Check the layout of the keys of ``state_dict`` under ``prefix`` for
+    ``model`` and delete those of the modules it does not build (what a
+    plain ``load_state_dict`` of a published file needs)."""
+    check_state_dict(model, state_dict, prefix=prefix)
+    _, unbuilt = split_unbuilt(
+        state_dict, tuple(prefix + p for p in unbuilt_prefixes(model)))
+    for key in unbuilt:
+        del state_dict[key]
+
+
 register_pretrained_loader(load_pretrained_init_cfg)
+register_state_dict_adapter(adapt_in_place)
