@@ -32,8 +32,9 @@ from rla_mmdet.converters import (imagenet_to_mmdet, output_format,
                                   publish_checkpoint)
 from rla_mmdet.engine import enable_checkpoint_io, restore_checkpoint_io
 from rla_mmdet.engine.fileio import current_checkpoint_io
-from helpers import ROOT, LocalServer, load_tool
+from helpers import ROOT, load_tool
 from test_checkpoint import authors_imagenet_checkpoint
+from test_checkpoint_urls import _cached, server  # noqa: F401 (a fixture)
 from test_rla_mobilenet_v2 import published_file
 
 pytestmark = pytest.mark.core
@@ -243,16 +244,6 @@ def test_resume_from_safetensors_is_refused(detector, run_tool, shapes_data,
 
 
 # ------------------------------------------------------------ URLs
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    root = tmp_path / 'served'
-    root.mkdir()
-    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
-    s = LocalServer(str(root))
-    yield s
-    s.close()
-
-
 def test_published_url_verifies_itself(server, tmp_path):
     src = tmp_path / 'r18.pth.tar'
     expected = authors_imagenet_checkpoint(src, depth=18)
@@ -269,14 +260,14 @@ def test_published_url_verifies_itself(server, tmp_path):
                                               checkpoint=server.url(name)))
     with pytest.raises(ValueError, match=r'sha256 .*not ' + digest[:8]):
         model.init_weights()
-    assert not os.listdir(remote.cache_dir())
+    assert _cached() == []
     with open(path, 'wb') as f:
         f.write(good)
     model.init_weights()
     own = model.state_dict()
     for k in own:
         assert torch.equal(own[k], expected[k]), k
-    assert os.listdir(remote.cache_dir()) == [name]
+    assert _cached() == [name]
 
 
 # ------------------------------------------------------------ bad files
