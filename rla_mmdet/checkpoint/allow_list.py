@@ -73,7 +73,7 @@ import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 
-from .records import is_storage_type
+from .records import bounded_nbytes, is_storage_type
 
 
 class Refused(pickle.UnpicklingError):
@@ -187,21 +187,6 @@ def _check_ints(values: Any, what: str) -> Tuple[int, ...]:
     return tuple(values)
 
 
-def _nbytes(shape: Tuple[int, ...], itemsize: int,
-            limit: int) -> Optional[int]:
-    """The bytes of an array of ``shape``, or ``None`` where they exceed
-    ``limit`` (the product stops there: a long shape of large sizes costs
-    no big-int products)."""
-    if 0 in shape:
-        return 0
-    total = itemsize
-    for n in shape:
-        total *= n
-        if total > limit:
-            return None
-    return total
-
-
 def _check_no_hooks(hooks: Any) -> None:
     _check(type(hooks) in (OrderedDict, dict) and not hooks,
            'a tensor with backward hooks: checkpoints hold none')
@@ -246,7 +231,7 @@ def _check_storage_extent(storage: Any, offset: Any, size: Any, stride: Any,
     _check((last + 1) * itemsize <= nbytes,
            'a tensor of size {}, stride {} and offset {} reaching past its '
            'storage of {} bytes', size, stride, offset, nbytes)
-    _check_view_size(_nbytes(size, itemsize, nbytes), nbytes)
+    _check_view_size(bounded_nbytes(size, itemsize, nbytes), nbytes)
 
 
 def _itemsize(dtype: Any) -> int:
@@ -513,7 +498,7 @@ class NumpyArray(Placeholder):
         _check(type(fortran) is bool, 'numpy array order')
         _check(
             type(raw) is bytes
-            and len(raw) == _nbytes(shape, dtype.itemsize, len(raw)),
+            and len(raw) == bounded_nbytes(shape, dtype.itemsize, len(raw)),
             'numpy array data {} for shape {} and dtype {}', raw, shape,
             dtype)
         self.value = np.frombuffer(
@@ -907,7 +892,7 @@ def _check_tensor_value(tensor: torch.Tensor) -> None:
     if tensor.layout is torch.strided:
         nbytes = tensor.untyped_storage().nbytes()
         _check_view_size(
-            _nbytes(tuple(tensor.shape), tensor.element_size(), nbytes),
+            bounded_nbytes(tuple(tensor.shape), tensor.element_size(), nbytes),
             nbytes)
 
 

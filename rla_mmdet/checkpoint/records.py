@@ -33,7 +33,7 @@ import re
 import struct
 import zipfile
 from functools import lru_cache, partial
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -220,6 +220,22 @@ def scan(file: io.BytesIO) -> Tuple[Any, List[Any]]:
     value = scanner.load()
     scanner.end_of_pickle()
     return value, scanner.ids
+
+
+# ------------------------------------------------------------ sizes
+def bounded_nbytes(shape: Sequence[int], itemsize: int,
+                   limit: int) -> Optional[int]:
+    """The bytes of an array of ``shape``, or ``None`` where they exceed
+    ``limit`` (the product stops there: a long shape of large sizes costs
+    no big-int products)."""
+    if 0 in shape:
+        return 0
+    total = itemsize
+    for n in shape:
+        total *= n
+        if total > limit:
+            return None
+    return total
 
 
 # ------------------------------------------------------------ storages

@@ -36,6 +36,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
+from .records import bounded_nbytes
+
 __all__ = [
     'SUFFIX', 'is_safetensors', 'is_safetensors_file', 'load_safetensors',
     'check_header', 'meta_to_header', 'meta_from_header',
@@ -122,19 +124,6 @@ def _dtype(name: Any) -> Tuple[torch.dtype, int]:
     return dtype, known[1]
 
 
-def _nbytes(shape: List[int], itemsize: int, limit: int) -> int:
-    """``prod(shape) * itemsize``, or ``limit + 1`` as soon as it passes
-    ``limit`` (a shape of many huge sizes is not multiplied out)."""
-    if 0 in shape:
-        return 0
-    total = itemsize
-    for n in shape:
-        total *= n
-        if total > limit:
-            return limit + 1
-    return total
-
-
 def _entry(entry: Any, limit: int) -> Tuple[int, int, int]:
     """``(begin, end, nbytes)`` of one tensor's header entry (``nbytes``
     capped at ``limit + 1``)."""
@@ -151,7 +140,8 @@ def _entry(entry: Any, limit: int) -> Tuple[int, int, int]:
             type(n) is int for n in offsets)):
         raise _BadHeader('data_offsets that are not two integers')
     begin, end = offsets
-    return begin, end, _nbytes(shape, itemsize, limit)
+    nbytes = bounded_nbytes(shape, itemsize, limit)
+    return begin, end, limit + 1 if nbytes is None else nbytes
 
 
 def check_header(data: bytes) -> Dict[str, Any]:
