@@ -32,8 +32,9 @@ holds values and constructors of values, each written here:
 - ``BUILD`` only sets the ``__dict__`` of an ``OrderedDict`` (a
   ``state_dict``'s ``_metadata``) or hands state to this module's
   placeholders; ``APPEND(S)`` only extends lists, ``SETITEM(S)`` only fills
-  dicts, ``ADDITEMS`` only fills sets; ``INST``, ``OBJ`` and the
-  ``EXT`` opcodes are refused.
+  dicts, ``ADDITEMS`` only fills sets, each with keys whose hash costs
+  little (:data:`_KEY_TYPES`, flat tuples of them); ``INST``, ``OBJ`` and
+  the ``EXT`` opcodes are refused.
 
 The same constructors serve torch's own ``weights_only`` unpickler
 (:data:`TORCH_SAFE_GLOBALS`, passed per call through
