@@ -1,11 +1,14 @@
 """The command-line options ``tools/train.py`` and ``tools/test.py`` share
-with MMDetection's tools, and how they apply to a config."""
+with MMDetection's tools, and how they apply to a config; the ``--format``
+option of the tools that write a checkpoint."""
 import argparse
 import os
 import os.path as osp
 from typing import Any, Optional, Sequence
 
 from mmengine.config import Config, DictAction
+
+from ..converters import FORMATS
 
 
 def parse_tool_args(parser: argparse.ArgumentParser,
@@ -35,3 +38,13 @@ def apply_common_args(cfg: Config, args: Any, config_path: str) -> None:
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join(
             './work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def add_format_arg(parser: argparse.ArgumentParser, output: str) -> None:
+    """``--format pth|safetensors`` for a tool that writes a checkpoint to
+    its argument ``output`` (default: the format of that name's
+    extension)."""
+    parser.add_argument(
+        '--format', choices=FORMATS, default=None,
+        help=f'file format of the output (default: safetensors for {output} '
+        'ending in .safetensors, else pth)')

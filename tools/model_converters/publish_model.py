@@ -20,7 +20,8 @@ import runpy
 runpy.run_path(
     osp.join(osp.dirname(osp.abspath(__file__)), '..', '_find_package.py'))
 
-from rla_mmdet.converters import FORMATS, publish_checkpoint  # noqa: E402
+from rla_mmdet.converters import publish_checkpoint  # noqa: E402
+from rla_mmdet.tools_support.args import add_format_arg  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -33,10 +34,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--save-keys', nargs='+', default=['meta', 'state_dict'],
         help='keys of the checkpoint to keep (default: meta state_dict)')
-    parser.add_argument(
-        '--format', choices=FORMATS, default=None,
-        help='file format of the output (default: safetensors for an '
-        'out_file ending in .safetensors, else pth)')
+    add_format_arg(parser, 'an out_file')
     return parser.parse_args(argv)
 
 

@@ -23,6 +23,7 @@ runpy.run_path(
     osp.join(osp.dirname(osp.abspath(__file__)), '..', '_find_package.py'))
 
 from rla_mmdet.converters import imagenet_to_mmdet  # noqa: E402
+from rla_mmdet.tools_support.args import add_format_arg  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -33,10 +34,7 @@ def parse_args(argv=None):
     parser.add_argument(
         'dst', help='output file (.pth, or .safetensors with --format '
         'safetensors)')
-    parser.add_argument(
-        '--format', choices=('pth', 'safetensors'), default=None,
-        help='file format of the output (default: safetensors for a dst '
-        'ending in .safetensors, else pth)')
+    add_format_arg(parser, 'a dst')
     parser.add_argument(
         '--eca', action='store_true',
         help='require an RLA-ECANet file (by default ECA is inferred from '
