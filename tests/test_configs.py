@@ -45,6 +45,13 @@ def build_without_pretrained(cfg):
     return model
 
 
+def total_loss(losses: dict) -> torch.Tensor:
+    """The sum of every loss term of a detector's ``mode='loss'`` output
+    (tensors, or lists of tensors per level)."""
+    return sum(v.sum() if torch.is_tensor(v) else sum(x.sum() for x in v)
+               for k, v in losses.items() if 'loss' in k)
+
+
 def fake_batch(model, with_masks, size=(128, 160), num_classes=80):
     h, w = size
     samples, images = [], []
@@ -92,8 +99,7 @@ def test_config_builds_and_runs_loss_and_predict(config):
         fake_batch(model, with_masks, num_classes=num_classes), True)
     model.train()
     losses = model(**data, mode='loss')
-    total = sum(v.sum() if torch.is_tensor(v) else sum(x.sum() for x in v)
-                for k, v in losses.items() if 'loss' in k)
+    total = total_loss(losses)
     assert torch.isfinite(total)
     total.backward()
     # DistributedDataParallel with find_unused_parameters=False needs this.

@@ -14,7 +14,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
 
 from helpers import ROOT
-from test_configs import fake_batch
+from test_configs import fake_batch, total_loss
 
 pytestmark = pytest.mark.core
 
@@ -93,8 +93,7 @@ def test_mask_rcnn_on_the_example_trains_saves_and_reloads(example,
         fake_batch(model, True, num_classes=3), True)
     model.train()
     losses = model(**data, mode='loss')
-    loss = sum(v.sum() if torch.is_tensor(v) else sum(x.sum() for x in v)
-               for k, v in losses.items() if 'loss' in k)
+    loss = total_loss(losses)
     assert torch.isfinite(loss)
     loss.backward()
     assert [n for n, p in model.backbone.named_parameters()

@@ -13,7 +13,7 @@ from mmengine.registry import init_default_scope
 
 from rla_mmdet import RLAECANet, RLAResNet
 from helpers import ROOT
-from test_configs import fake_batch
+from test_configs import fake_batch, total_loss
 
 pytestmark = pytest.mark.core
 
@@ -99,8 +99,7 @@ def test_detector_with_context_block_and_attention_trains():
                                    True)
     model.train()
     losses = model(**data, mode='loss')
-    loss = sum(v.sum() if torch.is_tensor(v) else sum(x.sum() for x in v)
-               for k, v in losses.items() if 'loss' in k)
+    loss = total_loss(losses)
     assert torch.isfinite(loss)
     loss.backward()
     trained = [(n, p) for n, p in model.backbone.named_parameters()
